@@ -1,0 +1,50 @@
+# The two commands a new user needs:
+#   make demo   installs everything, migrates, seeds demo data, serves, prints the URLs and logins
+#   make test   installs everything and runs the whole test suite with mypy and ruff
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install demo serve test lint bench vendor lock clean
+
+install: $(STAMP) static/vendor/.installed
+
+$(STAMP): requirements-dev.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+static/vendor/.installed: package-lock.json
+	npm ci --no-audit --no-fund --silent
+	mkdir -p static/vendor
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/htmx-ext-ws/dist/ws.min.js static/vendor/
+	touch $@
+
+vendor: static/vendor/.installed
+
+demo: install
+	$(BIN)/desk demo
+
+serve: install
+	$(BIN)/desk serve
+
+lint: install
+	$(BIN)/ruff check desk tests bench migrations
+	$(BIN)/ruff format --check desk tests bench migrations
+	$(BIN)/mypy desk tests bench
+
+test: lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python -m bench.message_path
+
+lock:
+	uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock --no-header
+	uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements-dev.lock --no-header
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor
