@@ -1,0 +1,1 @@
+"""Benchmarks for Desk. Run ``make bench`` (``python -m bench.message_path``)."""

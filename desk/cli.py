@@ -1,0 +1,142 @@
+"""The `desk` console script (CONTRACT.md section 1)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from desk.config import Settings, load_settings
+from desk.errors import DeskError
+from desk.store.db import Database
+from desk.store.migrate import upgrade
+
+
+def _database(settings: Settings) -> Database:
+    upgrade(settings.database_url)
+    return Database(settings.database_url)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from desk.serve import serve
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    serve(settings)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from desk.demo import run_demo
+
+    run_demo(load_settings())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    upgrade(settings.database_url)
+    print("migrations applied", file=sys.stderr)
+    return 0
+
+
+def cmd_user_create(args: argparse.Namespace) -> int:
+    from desk.actions.staff import create_user
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("error: give the password on standard input", file=sys.stderr)
+        return 2
+    db = _database(load_settings())
+    skills = [s.strip() for s in (args.skills or "").split(",") if s.strip()]
+    user = create_user(
+        db,
+        email=args.email,
+        name=args.name,
+        role=args.role,
+        password=password,
+        skills=skills,
+        capacity=args.capacity,
+    )
+    print(json.dumps({"id": user.id, "email": user.email, "role": user.role}))
+    return 0
+
+
+def cmd_integration_create(args: argparse.Namespace) -> int:
+    from desk.actions.integrations import create_integration
+
+    db = _database(load_settings())
+    creds = create_integration(
+        db, name=args.name, webhook_url=args.webhook_url, fallback_webhook_url=args.fallback_webhook_url
+    )
+    print(json.dumps({"id": creds.id, "token": creds.token, "webhook_secret": creds.webhook_secret}))
+    return 0
+
+
+def cmd_learning_export(args: argparse.Namespace) -> int:
+    from desk.actions.learning import list_entries, to_csv, to_jsonl
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.fromisoformat(args.since.replace("Z", "+00:00"))
+        except ValueError:
+            print(f"error: --since {args.since!r} is not an ISO 8601 date", file=sys.stderr)
+            return 2
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+    db = _database(load_settings())
+    entries = list_entries(db, viewer=None, since=since, limit=10_000_000)
+    sys.stdout.write(to_csv(entries) if args.format == "csv" else to_jsonl(entries))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="desk", description="Human-handoff desk for AI agents.")
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="apply migrations and run the server").set_defaults(func=cmd_serve)
+    sub.add_parser("demo", help="serve with demo data, a demo AI and demo staff").set_defaults(func=cmd_demo)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
+
+    user = sub.add_parser("user", help="staff accounts").add_subparsers(dest="user_command", required=True)
+    create = user.add_parser("create", help="create a staff member; the password is read from stdin")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", required=True, choices=["agent", "supervisor", "admin"])
+    create.add_argument("--skills", default="")
+    create.add_argument("--capacity", type=int, default=3)
+    create.set_defaults(func=cmd_user_create)
+
+    integration = sub.add_parser("integration", help="integrations (AI agents, automations)").add_subparsers(
+        dest="integration_command", required=True
+    )
+    icreate = integration.add_parser("create", help="create an integration; prints its token once")
+    icreate.add_argument("--name", required=True)
+    icreate.add_argument("--webhook-url")
+    icreate.add_argument("--fallback-webhook-url")
+    icreate.set_defaults(func=cmd_integration_create)
+
+    learning = sub.add_parser("learning", help="the learning log").add_subparsers(
+        dest="learning_command", required=True
+    )
+    export = learning.add_parser("export", help="write the learning log to standard output")
+    export.add_argument("--since")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.set_defaults(func=cmd_learning_export)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except DeskError as exc:
+        print(f"error: {exc.message}" + (f" {exc.fields}" if exc.fields else ""), file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""Settings read from the environment (CONTRACT.md section 1, docs/internals.md)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+MAX_WS_FRAME_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///./desk.db"
+    redis_url: str | None = None
+    secret_key: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""
+    policy_file: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    turn_timeout_s: float = 8.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def _secret(env: dict[str, str]) -> str:
+    if env.get("DESK_SECRET_KEY"):
+        return env["DESK_SECRET_KEY"]
+    path = Path(env.get("DESK_SECRET_FILE", ".desk-secret"))
+    if path.exists():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    return Settings(
+        database_url=env.get("DESK_DATABASE_URL", "sqlite:///./desk.db"),
+        redis_url=env.get("DESK_REDIS_URL") or None,
+        secret_key=_secret(env),
+        host=env.get("DESK_HOST", "127.0.0.1"),
+        port=int(env.get("DESK_PORT", "8000")),
+        public_url=env.get("DESK_PUBLIC_URL", ""),
+        policy_file=env.get("DESK_POLICY_FILE") or None,
+        max_body_bytes=int(env.get("DESK_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))),
+        turn_timeout_s=float(env.get("DESK_TURN_TIMEOUT_S", "8")),
+    )

@@ -1,0 +1,37 @@
+"""Queue order and SLA targets. Pure: no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}
+
+SLA_S = {Priority.URGENT: 120, Priority.HIGH: 300, Priority.NORMAL: 900, Priority.LOW: 3600}
+
+REASON_CODES = (
+    "low_confidence",
+    "policy_violation",
+    "missing_data",
+    "system_error",
+    "user_frustration",
+    "user_request",
+    "other",
+)
+
+
+def sla_due(priority: str, queued_at: datetime) -> datetime:
+    return queued_at + timedelta(seconds=SLA_S[Priority(priority)])
+
+
+def queue_key(priority: str, sla_due_at: datetime, queued_at: datetime) -> tuple[int, datetime, datetime]:
+    """Most urgent first: priority, then SLA deadline, then age."""
+    return (PRIORITY_RANK[Priority(priority)], sla_due_at, queued_at)

@@ -1,0 +1,176 @@
+"""The AI turn (CONTRACT.md section 6): for each customer message while the AI is in control, POST a signed
+`turn` to the integration's webhook and act on the answer: post the reply, escalate with the AI's bundle, or, when
+the AI fails or times out, fall down the ladder to a human with a bundle the desk builds itself.
+
+This is the first rung of the fallback engine; retries, breakers and deterministic flows build on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+import httpx
+from pydantic import ValidationError
+
+from desk.actions import conversations, handoffs
+from desk.actions.reads import messages_after
+from desk.auth.principals import IntegrationPrincipal
+from desk.errors import DeskError
+from desk.schemas import TurnReply
+from desk.store.db import Database
+from desk.store.models import Conversation, Integration
+from desk.store.shapes import message_json
+from desk.webhooks.signing import signed_headers
+
+log = logging.getLogger(__name__)
+
+HISTORY_MAX = 50
+FALLBACK_TEXT = "Sorry, I'm having trouble answering right now. Let me bring in a person from our team."
+
+
+@dataclass(frozen=True)
+class TurnTarget:
+    integration: IntegrationPrincipal
+    url: str
+    secret: str
+
+
+def _target(db: Database, conversation_id: str) -> TurnTarget | None:
+    with db.read() as session:
+        conversation = session.get(Conversation, conversation_id)
+        if conversation is None or conversation.integration_id is None:
+            return None
+        integration = session.get(Integration, conversation.integration_id)
+    if integration is None or not integration.webhook_url or not integration.active:
+        return None
+    return TurnTarget(
+        IntegrationPrincipal(integration.id, integration.name),
+        integration.webhook_url,
+        integration.webhook_secret,
+    )
+
+
+class TurnDispatcher:
+    def __init__(self, db: Database, http: httpx.AsyncClient, *, secret: str, base_url: str, timeout_s: float):
+        self.db = db
+        self.http = http
+        self.secret = secret
+        self.base_url = base_url
+        self.timeout_s = timeout_s
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def schedule(self, conversation_id: str, message: dict[str, Any]) -> None:
+        task = asyncio.create_task(self._turn(conversation_id, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _turn(self, conversation_id: str, message: dict[str, Any]) -> None:
+        lock = self._locks.setdefault(conversation_id, asyncio.Lock())
+        async with lock:  # one turn at a time per conversation, in message order
+            try:
+                await self._run_turn(conversation_id, message)
+            except Exception:
+                log.exception("turn failed for %s", conversation_id)
+            finally:
+                if not lock._waiters:  # type: ignore[attr-defined]
+                    self._locks.pop(conversation_id, None)
+
+    async def _run_turn(self, conversation_id: str, message: dict[str, Any]) -> None:
+        target = await anyio.to_thread.run_sync(_target, self.db, conversation_id)
+        if target is None:
+            return
+        history = await anyio.to_thread.run_sync(messages_after, self.db, conversation_id, 0, 10_000)
+        body = json.dumps(
+            {
+                "type": "turn",
+                "conversation_id": conversation_id,
+                "message": message,
+                "history": [message_json(m) for m in history[-HISTORY_MAX:]],
+            },
+            separators=(",", ":"),
+        ).encode()
+        try:
+            response = await self.http.post(
+                target.url, content=body, headers=signed_headers(target.secret, body), timeout=self.timeout_s
+            )
+        except httpx.HTTPError as exc:
+            await self._fall_back(target, conversation_id, f"AI webhook unreachable: {type(exc).__name__}")
+            return
+        if response.status_code == 202:
+            return  # an async AI posts through the API later
+        if response.status_code != 200:
+            await self._fall_back(target, conversation_id, f"AI webhook answered {response.status_code}")
+            return
+        try:
+            reply = TurnReply.model_validate_json(response.content)
+        except ValidationError:
+            await self._fall_back(target, conversation_id, "AI webhook answered malformed JSON")
+            return
+        await self._act(target, conversation_id, reply)
+
+    async def _act(self, target: TurnTarget, conversation_id: str, reply: TurnReply) -> None:
+        try:
+            if reply.reply:
+                await anyio.to_thread.run_sync(
+                    lambda: conversations.post_message(
+                        self.db,
+                        conversation_id=conversation_id,
+                        author=target.integration,
+                        text=reply.reply or "",
+                    )
+                )
+            if reply.escalate is not None:
+                bundle = reply.escalate.model_dump(mode="json", exclude_none=True)
+                bundle["conversation_id"] = conversation_id
+                if bundle.get("reason", {}).get("confidence") is None and reply.confidence is not None:
+                    bundle.setdefault("reason", {})["confidence"] = reply.confidence
+                await anyio.to_thread.run_sync(
+                    lambda: handoffs.escalate(
+                        self.db,
+                        integration=target.integration,
+                        bundle=bundle,
+                        idempotency_key=None,
+                        secret=self.secret,
+                        base_url=self.base_url,
+                    )
+                )
+        except DeskError as exc:
+            # e.g. a human took over while the AI was thinking: its late answer is dropped, never forced in.
+            log.info("AI answer for %s not applied: %s", conversation_id, exc.message)
+
+    async def _fall_back(self, target: TurnTarget, conversation_id: str, detail: str) -> None:
+        log.warning("AI turn failed for %s: %s", conversation_id, detail)
+        bundle = {
+            "conversation_id": conversation_id,
+            "reason": {"code": "system_error", "detail": detail},
+            "priority": "high",
+            "summary": f"The AI could not answer ({detail}). The customer is waiting for a reply.",
+        }
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: conversations.post_message(
+                    self.db, conversation_id=conversation_id, author=target.integration, text=FALLBACK_TEXT
+                )
+            )
+            await anyio.to_thread.run_sync(
+                lambda: handoffs.escalate(
+                    self.db,
+                    integration=target.integration,
+                    bundle=bundle,
+                    idempotency_key=None,
+                    secret=self.secret,
+                    base_url=self.base_url,
+                )
+            )
+        except DeskError as exc:
+            log.info("fallback for %s not applied: %s", conversation_id, exc.message)

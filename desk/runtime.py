@@ -1,0 +1,89 @@
+"""The per-process runtime: database, bus, event pump, AI turns and webhook delivery, wired together.
+
+Actions are synchronous and run in worker threads; when one commits events, the runtime pokes the local pump and
+tells the other processes over the bus.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from functools import partial
+from typing import Any, ParamSpec, TypeVar
+
+import anyio.to_thread
+import httpx
+
+from desk.bus import Bus, BusMessage, make_bus
+from desk.config import Settings
+from desk.fallback.turns import TurnDispatcher
+from desk.realtime.pump import EventPump
+from desk.store.db import Database
+from desk.store.events import EventRecord
+from desk.webhooks.delivery import Deliverer
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        namespace = hashlib.sha1(settings.database_url.encode(), usedforsecurity=False).hexdigest()[:12]
+        self.bus: Bus = make_bus(settings.redis_url, namespace)
+        self.pump = EventPump(self.db)
+        self.http = httpx.AsyncClient(follow_redirects=False)
+        self.turns = TurnDispatcher(
+            self.db,
+            self.http,
+            secret=settings.secret_key,
+            base_url=settings.base_url,
+            timeout_s=settings.turn_timeout_s,
+        )
+        self.deliverer = Deliverer(self.db, self.http, self.pump)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.db.commit_listeners.append(self._on_commit)
+        await self.pump.start()
+        await self.bus.start(self._on_bus)
+        await self.deliverer.start()
+
+    async def stop(self) -> None:
+        await self.turns.close()
+        await self.deliverer.stop()
+        await self.bus.stop()
+        await self.pump.stop()
+        await self.http.aclose()
+        self.db.commit_listeners.remove(self._on_commit)
+        self.db.dispose()
+
+    async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run a synchronous action (or read) with the database in a worker thread."""
+        return await anyio.to_thread.run_sync(partial(fn, self.db, *args, **kwargs))
+
+    async def transient(self, frame: dict[str, Any]) -> None:
+        """An ephemeral frame (typing): to local subscribers now, and to the other processes."""
+        self.pump.dispatch_transient(frame)
+        await self.bus.publish({"kind": "transient", "frame": frame})
+
+    def _on_commit(self, records: list[EventRecord]) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._committed, records[-1].id)
+
+    def _committed(self, last_id: int) -> None:
+        self.pump.poke()
+        task = asyncio.get_running_loop().create_task(self.bus.publish({"kind": "events", "last_id": last_id}))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _on_bus(self, message: BusMessage) -> None:
+        if message.get("kind") == "transient":
+            self.pump.dispatch_transient(message["frame"])
+        else:
+            self.pump.poke()

@@ -1,0 +1,92 @@
+"""Engines and transactions.
+
+Writes run in one transaction each. On SQLite that is `BEGIN IMMEDIATE` (the write lock is taken up front, so two
+writers never deadlock upgrading a read lock) behind a per-process lock (threads of one process queue in Python
+rather than spinning in SQLite's busy handler); WAL lets readers go on meanwhile. On PostgreSQL, events are inserted
+under a transaction-level advisory lock held until commit, so event ids become visible in increasing order and a
+reader that has seen id N never later finds a smaller one.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+EVENTS_LOCK_KEY = 0x6465736B  # "desk"
+
+_immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("desk_immediate", default=False)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if _immediate.get() else "BEGIN")
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = _sqlite_engine(url)
+        elif ":memory:" in url:
+            raise ValueError("in-memory databases are not supported")
+        else:
+            self.engine = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+        self._write_lock = threading.Lock() if self.is_sqlite else None
+        # Called (from the writing thread) with the event records of each commit that wrote some.
+        self.commit_listeners: list[Callable[[list[Any]], None]] = []
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction: committed on success, rolled back on any exception."""
+        token = _immediate.set(True)
+        lock = self._write_lock
+        if lock is not None:
+            lock.acquire()
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                yield session
+        finally:
+            if lock is not None:
+                lock.release()
+            _immediate.reset(token)
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def lock_events(self, session: Session) -> None:
+        if not self.is_sqlite:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_KEY})
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def make_engine_for_migrations(url: str) -> Engine:
+    return create_engine(url, poolclass=NullPool)

@@ -1,0 +1,229 @@
+"""The durable model: every table of Desk. The database is the truth; events are rows first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from desk.store.types import UTCDateTime, utcnow
+
+
+def _json(default: Any = None) -> Any:
+    return Field(default_factory=(lambda: default() if callable(default) else default), sa_type=JSON)
+
+
+def _when(nullable: bool = False, index: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_type=UTCDateTime, nullable=True, index=index)
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False, index=index)
+
+
+class Setting(SQLModel, table=True):
+    __tablename__ = "settings"
+    key: str = Field(primary_key=True, max_length=64)
+    value: str
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: str = Field(primary_key=True, max_length=32)
+    email: str = Field(unique=True, max_length=320)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=16)
+    skills: list[str] = _json(list)
+    capacity: int = 3
+    password_hash: str
+    active: bool = True
+    created_at: datetime = _when()
+
+
+class StaffToken(SQLModel, table=True):
+    __tablename__ = "staff_tokens"
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=32)
+    expires_at: datetime = _when()
+    created_at: datetime = _when()
+
+
+class Integration(SQLModel, table=True):
+    __tablename__ = "integrations"
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=200)
+    token_hash: str = Field(unique=True, max_length=64)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    fallback_webhook_url: str | None = Field(default=None, max_length=2000)
+    webhook_secret: str = Field(max_length=128)
+    delivered_event_id: int = Field(default=0, sa_type=BigInteger)
+    delivery_lease_owner: str | None = Field(default=None, max_length=64)
+    delivery_lease_until: datetime | None = _when(nullable=True)
+    active: bool = True
+    created_at: datetime = _when()
+
+
+class Customer(SQLModel, table=True):
+    __tablename__ = "customers"
+    id: str = Field(primary_key=True, max_length=32)
+    integration_id: str | None = Field(default=None, foreign_key="integrations.id", index=True, max_length=32)
+    external_id: str | None = Field(default=None, index=True, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    locale: str | None = Field(default=None, max_length=35)
+    attributes: dict[str, Any] = _json(dict)
+    created_at: datetime = _when()
+
+
+class Conversation(SQLModel, table=True):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_status_updated", "status", "updated_at"),)
+    id: str = Field(primary_key=True, max_length=32)
+    integration_id: str | None = Field(default=None, foreign_key="integrations.id", index=True, max_length=32)
+    customer_id: str = Field(foreign_key="customers.id", index=True, max_length=32)
+    channel: str = Field(default="web", max_length=32)
+    status: str = Field(default="bot", max_length=16)
+    assignee_id: str | None = Field(default=None, foreign_key="users.id", index=True, max_length=32)
+    open_handoff_id: str | None = Field(default=None, max_length=32)
+    last_seq: int = 0
+    customer_token_hash: str = Field(unique=True, max_length=64)
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
+    deferred_until: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+        UniqueConstraint("conversation_id", "client_id", name="uq_messages_conversation_client"),
+    )
+    id: str = Field(primary_key=True, max_length=32)
+    conversation_id: str = Field(foreign_key="conversations.id", max_length=32)
+    seq: int
+    author_kind: str = Field(max_length=16)
+    author_id: str | None = Field(default=None, max_length=32)
+    author_name: str | None = Field(default=None, max_length=200)
+    text: str
+    client_id: str | None = Field(default=None, max_length=100)
+    created_at: datetime = _when()
+
+
+class Note(SQLModel, table=True):
+    """Internal notes: staff only, never a `seq`, never sent to customers or integrations."""
+
+    __tablename__ = "notes"
+    __table_args__ = (UniqueConstraint("conversation_id", "client_id", name="uq_notes_conversation_client"),)
+    id: str = Field(primary_key=True, max_length=32)
+    conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=32)
+    author_id: str = Field(foreign_key="users.id", max_length=32)
+    author_name: str = Field(max_length=200)
+    text: str
+    client_id: str | None = Field(default=None, max_length=100)
+    created_at: datetime = _when()
+
+
+class Handoff(SQLModel, table=True):
+    __tablename__ = "handoffs"
+    __table_args__ = (Index("ix_handoffs_status", "status"),)
+    id: str = Field(primary_key=True, max_length=32)
+    conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=32)
+    status: str = Field(default="queued", max_length=16)
+    reason_code: str = Field(max_length=32)
+    reason_detail: str | None = None
+    confidence: float | None = None
+    priority: str = Field(default="normal", max_length=16)
+    skills: list[str] = _json(list)
+    summary: str | None = None
+    classification: dict[str, Any] = _json(dict)
+    recommended_actions: list[dict[str, Any]] = _json(list)
+    transcript: list[dict[str, Any]] = _json(list)
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JSON, nullable=False))
+    start_seq: int = 0
+    claim_seq: int | None = None
+    policy_version: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _when()
+    sla_due_at: datetime = _when()
+    claimed_at: datetime | None = _when(nullable=True)
+    claimed_by: str | None = Field(default=None, foreign_key="users.id", max_length=32)
+    finished_at: datetime | None = _when(nullable=True)
+    outcome: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+
+
+class HandoffAgent(SQLModel, table=True):
+    """Every agent who held a handoff: they may read the conversation afterwards."""
+
+    __tablename__ = "handoff_agents"
+    handoff_id: str = Field(primary_key=True, foreign_key="handoffs.id", max_length=32)
+    user_id: str = Field(primary_key=True, foreign_key="users.id", max_length=32)
+    conversation_id: str = Field(index=True, max_length=32)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    __tablename__ = "idempotency_keys"
+    integration_id: str = Field(primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=200)
+    request_hash: str = Field(max_length=64)
+    response: dict[str, Any] = _json(dict)
+    created_at: datetime = _when()
+
+
+class Event(SQLModel, table=True):
+    """The rows every feed and socket reads. `id` grows in commit order (see desk/store/db.py)."""
+
+    __tablename__ = "events"
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),
+    )
+    type: str = Field(max_length=64)
+    at: datetime = _when()
+    conversation_id: str | None = Field(default=None, index=True, max_length=32)
+    integration_id: str | None = Field(default=None, index=True, max_length=32)
+    data: dict[str, Any] = _json(dict)
+    # Audience, decided when the event is written (who may receive it):
+    for_staff: bool = True
+    for_integration: bool = False
+    for_customer: bool = False
+    agent_id: str | None = Field(default=None, max_length=32)
+    queue_scope: bool = False
+
+
+class LearningEntry(SQLModel, table=True):
+    __tablename__ = "learning_entries"
+    id: str = Field(primary_key=True, max_length=32)
+    handoff_id: str = Field(unique=True, foreign_key="handoffs.id", max_length=32)
+    conversation_id: str = Field(index=True, max_length=32)
+    finished_as: str = Field(max_length=16)
+    reason_code: str = Field(max_length=32)
+    reason_detail: str | None = None
+    confidence: float | None = None
+    priority: str = Field(max_length=16)
+    skills: list[str] = _json(list)
+    summary: str | None = None
+    classification: dict[str, Any] = _json(dict)
+    recommended_actions: list[dict[str, Any]] = _json(list)
+    recommendation_feedback: str | None = Field(default=None, max_length=16)
+    resolution: str | None = None
+    note_for_ai: str | None = None
+    tags: list[str] = _json(list)
+    outcome: dict[str, Any] = _json(dict)
+    wait_s: float | None = None
+    handle_s: float | None = None
+    agent_id: str | None = Field(default=None, max_length=32)
+    agent_name: str | None = Field(default=None, max_length=200)
+    csat: int | None = None
+    policy_version: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _when(index=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    __tablename__ = "audit_log"
+    id: str = Field(primary_key=True, max_length=32)
+    at: datetime = _when(index=True)
+    actor_kind: str = Field(max_length=16)
+    actor_id: str | None = Field(default=None, max_length=32)
+    action: str = Field(max_length=64)
+    conversation_id: str | None = Field(default=None, index=True, max_length=32)
+    detail: dict[str, Any] = _json(dict)

@@ -1,0 +1,128 @@
+"""Staff JSON API: token login, the queue, claim, return, resolve, transfer, assign, learning log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from desk.actions import handoffs, learning, staff
+from desk.actions.reads import queue, read_conversation
+from desk.errors import ValidationFailed
+from desk.schemas import AssignBody, LoginBody, OutcomeBody, TransferBody
+from desk.web import auth
+from desk.web.bodies import json_body
+
+
+async def token(request: Request) -> JSONResponse:
+    body = await json_body(request, LoginBody)
+    _, answer = await auth.runtime(request).call(staff.login, email=body.email, password=body.password)
+    return JSONResponse(answer)
+
+
+async def get_queue(request: Request) -> JSONResponse:
+    who = await auth.staff(request)
+    items = await auth.runtime(request).call(queue, who, skill=request.query_params.get("skill") or None)
+    return JSONResponse({"items": items})
+
+
+async def _answer(request: Request, conversation_id: str) -> JSONResponse:
+    who = await auth.staff(request)
+    return JSONResponse(await auth.runtime(request).call(read_conversation, conversation_id, who))
+
+
+async def claim(request: Request) -> JSONResponse:
+    who = await auth.staff(request)
+    conversation_id = request.path_params["id"]
+    # No visibility pre-check: a conversation someone else holds answers 409 already_assigned, not 404.
+    await auth.runtime(request).call(handoffs.claim, conversation_id=conversation_id, user=who)
+    return await _answer(request, conversation_id)
+
+
+async def return_to_ai(request: Request) -> JSONResponse:
+    who = await auth.staff(request)
+    body = await json_body(request, OutcomeBody, optional=True)
+    conversation_id = request.path_params["id"]
+    rt = auth.runtime(request)
+    await rt.call(read_conversation, conversation_id, who)
+    await rt.call(
+        handoffs.return_to_ai,
+        conversation_id=conversation_id,
+        by=who,
+        outcome=body.outcome.model_dump(mode="json"),
+    )
+    return await _answer(request, conversation_id)
+
+
+async def resolve(request: Request) -> JSONResponse:
+    who = await auth.staff(request)
+    body = await json_body(request, OutcomeBody, optional=True)
+    conversation_id = request.path_params["id"]
+    rt = auth.runtime(request)
+    await rt.call(read_conversation, conversation_id, who)
+    await rt.call(
+        handoffs.resolve,
+        conversation_id=conversation_id,
+        by=who,
+        outcome=body.outcome.model_dump(mode="json"),
+    )
+    return await _answer(request, conversation_id)
+
+
+async def transfer(request: Request) -> JSONResponse:
+    who = await auth.staff(request)
+    body = await json_body(request, TransferBody)
+    conversation_id = request.path_params["id"]
+    rt = auth.runtime(request)
+    await rt.call(read_conversation, conversation_id, who)
+    await rt.call(
+        handoffs.transfer,
+        conversation_id=conversation_id,
+        by=who,
+        to_agent_id=body.to_agent_id,
+        to_skill=body.to_skill,
+    )
+    return await _answer(request, conversation_id)
+
+
+async def assign(request: Request) -> JSONResponse:
+    who = await auth.staff(request)
+    body = await json_body(request, AssignBody)
+    conversation_id = request.path_params["id"]
+    rt = auth.runtime(request)
+    await rt.call(read_conversation, conversation_id, who)
+    await rt.call(handoffs.assign, conversation_id=conversation_id, by=who, agent_id=body.agent_id)
+    return await _answer(request, conversation_id)
+
+
+def parse_since(raw: str | None) -> datetime | None:
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed("since must be an ISO 8601 date or time.", fields={"since": "not a date"}) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+async def learning_log(request: Request) -> JSONResponse:
+    who = await auth.staff(request)
+    since = parse_since(request.query_params.get("since"))
+    items = await auth.runtime(request).call(learning.list_entries, viewer=who, since=since)
+    return JSONResponse({"items": items})
+
+
+ROUTES = [
+    Route("/api/v1/auth/token", token, methods=["POST"]),
+    Route("/api/v1/queue", get_queue, methods=["GET"]),
+    Route("/api/v1/conversations/{id}/claim", claim, methods=["POST"]),
+    Route("/api/v1/conversations/{id}/return", return_to_ai, methods=["POST"]),
+    Route("/api/v1/conversations/{id}/resolve", resolve, methods=["POST"]),
+    Route("/api/v1/conversations/{id}/transfer", transfer, methods=["POST"]),
+    Route("/api/v1/conversations/{id}/assign", assign, methods=["POST"]),
+    Route("/api/v1/learning-log", learning_log, methods=["GET"]),
+]

@@ -1,0 +1,47 @@
+"""What the two sockets share: frame size limit, JSON frames, error frames."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from desk.config import MAX_WS_FRAME_BYTES
+
+CLOSE_TOO_BIG = 1009
+CLOSE_POLICY = 1008
+
+
+class FrameTooBig(Exception):
+    pass
+
+
+async def receive_frame(ws: WebSocket) -> dict[str, Any] | None:
+    """The next client frame as a JSON object; None for a malformed one (an error frame was sent)."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    raw: str | bytes | None = message.get("text")
+    if raw is None:
+        raw = message.get("bytes") or b""
+    size = len(raw.encode()) if isinstance(raw, str) else len(raw)
+    if size > MAX_WS_FRAME_BYTES:
+        raise FrameTooBig
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        await send_error(ws, "invalid_json", "Frames must be JSON objects.")
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        await send_error(ws, "invalid_frame", "Frames must be JSON objects with a string `type`.")
+        return None
+    return data
+
+
+async def send_error(ws: WebSocket, code: str, message: str) -> None:
+    await ws.send_text(json.dumps({"type": "error", "code": code, "message": message}))
+
+
+async def send_json(ws: WebSocket, frame: dict[str, Any]) -> None:
+    await ws.send_text(json.dumps(frame, separators=(",", ":")))

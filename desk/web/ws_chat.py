@@ -1,0 +1,205 @@
+"""The customer socket `/ws/chat` (CONTRACT.md section 7).
+
+Delivery is by `seq`: the socket keeps `cursor`, the last seq sent, and only ever sends `cursor + 1`; a live
+message further ahead means we missed some (a lagging queue, a bus blip), so the gap is read from the database.
+Live delivery starts once the client has said where it is (its first frame, normally `resume`), or after
+HELLO_WAIT_S for clients that never resume; so a resume never races a live message into a duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from desk.actions import conversations
+from desk.actions.learning import rate
+from desk.actions.reads import assignee_of, conversation_for_customer_token, customer_status, messages_after
+from desk.auth.principals import CustomerPrincipal
+from desk.errors import DeskError
+from desk.realtime.pump import Subscription
+from desk.runtime import Runtime
+from desk.schemas import MAX_TEXT
+from desk.store.events import EventRecord
+from desk.store.shapes import message_json
+from desk.web.bodies import error_fields
+from desk.web.sockets import CLOSE_POLICY, CLOSE_TOO_BIG, FrameTooBig, receive_frame, send_error, send_json
+
+log = logging.getLogger(__name__)
+
+HELLO_WAIT_S = 0.5
+STATUS_EVENTS = frozenset(
+    {
+        "handoff.created",
+        "handoff.claimed",
+        "handoff.assigned",
+        "handoff.transferred",
+        "control.returned",
+        "conversation.resolved",
+        "conversation.abandoned",
+        "conversation.deferred",
+    }
+)
+
+
+class ChatMessage(BaseModel):
+    text: str = Field(min_length=1, max_length=MAX_TEXT)
+    client_id: str | None = Field(default=None, min_length=1, max_length=100)
+
+
+class Resume(BaseModel):
+    after_seq: int = Field(ge=0)
+
+
+class Rating(BaseModel):
+    score: int = Field(ge=1, le=5)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class ChatSession:
+    def __init__(self, ws: WebSocket, rt: Runtime, conversation_id: str, last_seq: int) -> None:
+        self.ws = ws
+        self.rt = rt
+        self.conversation_id = conversation_id
+        self.customer = CustomerPrincipal(conversation_id)
+        self.cursor = last_seq
+        self.hello = asyncio.Event()
+        self.send_lock = asyncio.Lock()
+
+    async def send_from_db(self) -> None:
+        while True:
+            rows = await self.rt.call(messages_after, self.conversation_id, self.cursor)
+            for message in rows:
+                await self.send_message(message_json(message))
+            if len(rows) < 500:
+                return
+
+    async def send_message(self, message: dict[str, Any]) -> None:
+        if message["seq"] != self.cursor + 1:
+            return
+        frame = {"type": "message", **{k: message[k] for k in ("seq", "author", "text", "at", "client_id")}}
+        await send_json(self.ws, frame)
+        self.cursor = message["seq"]
+
+    async def on_event(self, event: EventRecord) -> None:
+        if event.type == "message.created":
+            message = event.data["message"]
+            if message["seq"] > self.cursor + 1:
+                await self.send_from_db()
+            await self.send_message(message)
+        if event.type in STATUS_EVENTS:
+            await send_json(self.ws, await self.rt.call(customer_status, self.conversation_id))
+
+    async def pump_out(self, subscription: Subscription) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self.hello.wait(), HELLO_WAIT_S)
+        async with self.send_lock:
+            await self.send_from_db()
+        while True:
+            item = await subscription.queue.get()
+            async with self.send_lock:
+                if isinstance(item, EventRecord):
+                    await self.on_event(item)
+                elif item.get("type") == "_lagged":
+                    subscription.lagged = False
+                    await self.send_from_db()
+                else:
+                    await send_json(self.ws, {"type": "typing", "author": item["author"]})
+
+    async def handle(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        try:
+            if kind == "resume":
+                resume = Resume.model_validate(frame)
+                async with self.send_lock:
+                    self.cursor = resume.after_seq
+                    if self.hello.is_set():
+                        await self.send_from_db()
+                self.hello.set()
+            elif kind == "message":
+                self.hello.set()
+                await self.post(ChatMessage.model_validate(frame))
+            elif kind == "typing":
+                self.hello.set()
+                assignee_id = await self.rt.call(assignee_of, self.conversation_id)
+                await self.rt.transient(
+                    {
+                        "conversation_id": self.conversation_id,
+                        "to": "staff",
+                        "assignee_id": assignee_id,
+                        "author": {"kind": "customer"},
+                    }
+                )
+            elif kind == "rating":
+                self.hello.set()
+                rating = Rating.model_validate(frame)
+                await self.rt.call(
+                    rate, conversation_id=self.conversation_id, score=rating.score, comment=rating.comment
+                )
+            else:
+                await send_error(self.ws, "unknown_frame", f"Unknown frame type {kind!r}.")
+        except ValidationError as exc:
+            fields = ", ".join(f"{k}: {v}" for k, v in error_fields(exc).items())
+            await send_error(self.ws, "validation_error", f"Invalid {kind} frame ({fields}).")
+        except DeskError as exc:
+            await send_error(self.ws, exc.code, exc.message)
+
+    async def post(self, message: ChatMessage) -> None:
+        posted = await self.rt.call(
+            conversations.post_message,
+            conversation_id=self.conversation_id,
+            author=self.customer,
+            text=message.text,
+            client_id=message.client_id,
+        )
+        await send_json(self.ws, {"type": "ack", "client_id": message.client_id, "seq": posted.message.seq})
+        if posted.created and posted.status == "bot":
+            self.rt.turns.schedule(self.conversation_id, message_json(posted.message))
+
+
+async def chat_socket(ws: WebSocket) -> None:
+    rt: Runtime = ws.app.state.runtime
+    token = ws.query_params.get("token", "")
+    conversation = await rt.call(conversation_for_customer_token, token) if token else None
+    if conversation is None:
+        await ws.close(code=CLOSE_POLICY)
+        return
+    await ws.accept()
+    session = ChatSession(ws, rt, conversation.id, conversation.last_seq)
+    after = ws.query_params.get("after_seq")
+    if after is not None and after.isdigit():
+        session.cursor = int(after)
+        session.hello.set()
+    conversation_id = conversation.id
+    subscription = rt.pump.subscribe(
+        Subscription(
+            accepts=lambda e: e.conversation_id == conversation_id and e.for_customer,
+            accepts_transient=lambda f: f.get("conversation_id") == conversation_id and f.get("to") == "customer",
+        )
+    )
+    sender = asyncio.create_task(session.pump_out(subscription))
+    try:
+        status = await rt.call(customer_status, conversation_id)
+        async with session.send_lock:
+            await send_json(ws, status)
+        while not sender.done():
+            frame = await receive_frame(ws)
+            if frame is not None:
+                await session.handle(frame)
+    except FrameTooBig:
+        await ws.close(code=CLOSE_TOO_BIG)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        rt.pump.unsubscribe(subscription)
+        sender.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await sender
+
+
+ROUTES = [WebSocketRoute("/ws/chat", chat_socket)]

@@ -1,0 +1,168 @@
+"""The staff socket `/ws/staff` (CONTRACT.md section 5): every event the caller may see, live, in id order.
+
+`resume` replays from the database what the caller missed after a given event id, then live delivery goes on
+from there; ids at or below the last one sent are skipped, so nothing arrives twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from desk.actions.reads import read_conversation
+from desk.actions.staff import staff_for_token
+from desk.auth.principals import StaffPrincipal
+from desk.domain import permissions
+from desk.errors import DeskError
+from desk.realtime.pump import Subscription
+from desk.runtime import Runtime
+from desk.store.events import EventRecord, fetch_after
+from desk.web.auth import session_staff
+from desk.web.sockets import CLOSE_POLICY, CLOSE_TOO_BIG, FrameTooBig, receive_frame, send_error, send_json
+
+REPLAY_BATCH = 1000
+
+
+class Resume(BaseModel):
+    after: int = Field(ge=0)
+
+
+class Typing(BaseModel):
+    conversation_id: str = Field(min_length=1, max_length=64)
+
+
+def receives(user: StaffPrincipal, event: EventRecord) -> bool:
+    return permissions.staff_receives(
+        role=user.role,
+        user_id=user.id,
+        for_staff=event.for_staff,
+        queue_scope=event.queue_scope,
+        agent_id=event.agent_id,
+    )
+
+
+def receives_transient(user: StaffPrincipal, frame: dict[str, Any]) -> bool:
+    if frame.get("to") != "staff":
+        return False
+    return permissions.staff_receives(
+        role=user.role, user_id=user.id, for_staff=True, queue_scope=False, agent_id=frame.get("assignee_id")
+    )
+
+
+class StaffSession:
+    def __init__(self, ws: WebSocket, rt: Runtime, user: StaffPrincipal) -> None:
+        self.ws = ws
+        self.rt = rt
+        self.user = user
+        self.last_sent = rt.pump.cursor
+        self.lock = asyncio.Lock()
+
+    async def replay(self, after: int) -> None:
+        cursor = after
+        while True:
+            records = await self.rt.call(_fetch, cursor)
+            for record in records:
+                if receives(self.user, record):
+                    await self.ws.send_text(record.staff_frame)
+                cursor = record.id
+            if len(records) < REPLAY_BATCH:
+                break
+        self.last_sent = max(self.last_sent, cursor)
+
+    async def pump_out(self, subscription: Subscription) -> None:
+        while True:
+            item = await subscription.queue.get()
+            async with self.lock:
+                if isinstance(item, EventRecord):
+                    if item.id > self.last_sent:
+                        await self.ws.send_text(item.staff_frame)
+                        self.last_sent = item.id
+                elif item.get("type") == "_lagged":
+                    subscription.lagged = False
+                    await self.replay(self.last_sent)
+                else:
+                    await send_json(
+                        self.ws,
+                        {
+                            "type": "typing",
+                            "conversation_id": item["conversation_id"],
+                            "author": item["author"],
+                        },
+                    )
+
+    async def handle(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
+        try:
+            if kind == "resume":
+                resume = Resume.model_validate(frame)
+                async with self.lock:
+                    self.last_sent = resume.after
+                    await self.replay(resume.after)
+            elif kind == "typing":
+                typing = Typing.model_validate(frame)
+                conversation = await self.rt.call(read_conversation, typing.conversation_id, self.user)
+                if conversation["assignee"] and conversation["assignee"]["id"] == self.user.id:
+                    await self.rt.transient(
+                        {
+                            "conversation_id": typing.conversation_id,
+                            "to": "customer",
+                            "author": {"kind": "agent", "name": self.user.name},
+                        }
+                    )
+            elif kind == "ping":
+                await send_json(self.ws, {"type": "pong"})
+            else:
+                await send_error(self.ws, "unknown_frame", f"Unknown frame type {kind!r}.")
+        except ValidationError:
+            await send_error(self.ws, "validation_error", f"Invalid {kind} frame.")
+        except DeskError as exc:
+            await send_error(self.ws, exc.code, exc.message)
+
+
+def _fetch(db: Any, after: int) -> list[EventRecord]:
+    with db.read() as session:
+        return fetch_after(session, after, REPLAY_BATCH)
+
+
+async def authenticate(ws: WebSocket) -> StaffPrincipal | None:
+    rt: Runtime = ws.app.state.runtime
+    token = ws.query_params.get("token")
+    if token:
+        return await rt.call(staff_for_token, token)
+    return await session_staff(ws)
+
+
+async def staff_socket(ws: WebSocket) -> None:
+    rt: Runtime = ws.app.state.runtime
+    user = await authenticate(ws)
+    if user is None:
+        await ws.close(code=CLOSE_POLICY)
+        return
+    await ws.accept()
+    session = StaffSession(ws, rt, user)
+    subscription = rt.pump.subscribe(
+        Subscription(accepts=lambda e: receives(user, e), accepts_transient=lambda f: receives_transient(user, f))
+    )
+    sender = asyncio.create_task(session.pump_out(subscription))
+    try:
+        while not sender.done():
+            frame = await receive_frame(ws)
+            if frame is not None:
+                await session.handle(frame)
+    except FrameTooBig:
+        await ws.close(code=CLOSE_TOO_BIG)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        rt.pump.unsubscribe(subscription)
+        sender.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await sender
+
+
+ROUTES = [WebSocketRoute("/ws/staff", staff_socket)]

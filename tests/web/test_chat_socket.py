@@ -1,0 +1,174 @@
+"""The customer socket `/ws/chat`: acks, idempotent resends, resume after a disconnect, isolation."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests._support import (
+    Desk,
+    assert_gapless,
+    claim,
+    context_bundle,
+    create_conversation,
+    dump,
+    escalate,
+    message_seqs,
+    post_message,
+    read,
+)
+
+
+async def test_resend_with_same_client_id_stores_one_message(module_desk: Desk) -> None:
+    desk = module_desk
+    integration = desk.integration()
+    async with desk.api(integration.token) as ai:
+        created = await create_conversation(ai)
+        client_id = str(uuid.uuid4())
+        async with desk.chat(created["customer_token"]) as customer:
+            first = await customer.say("Is anyone there?", client_id)
+            second = await customer.say("Is anyone there?", client_id)
+            assert second["seq"] == first["seq"]
+        # A resend after a reconnect (the ack was lost) is still the same message.
+        async with desk.chat(created["customer_token"]) as customer:
+            third = await customer.say("Is anyone there?", client_id)
+            assert third["seq"] == first["seq"]
+            other = await customer.say("Hello?")
+            assert other["seq"] == first["seq"] + 1
+        conversation = await read(ai, created["id"])
+        assert [m["text"] for m in conversation["messages"]] == ["Is anyone there?", "Hello?"]
+        assert_gapless(conversation)
+
+
+async def test_ai_resend_with_same_client_id_stores_one_message(module_desk: Desk) -> None:
+    desk = module_desk
+    integration = desk.integration()
+    async with desk.api(integration.token) as ai:
+        created = await create_conversation(ai)
+        body = {"text": "Welcome!", "client_id": uuid.uuid4().hex}
+        url = f"/api/v1/conversations/{created['id']}/messages"
+        first = await ai.post(url, json=body)
+        second = await ai.post(url, json=body)
+        assert first.status_code == 201, first.text
+        assert second.status_code in (200, 201), second.text
+        assert second.json()["seq"] == first.json()["seq"]
+        assert message_seqs(await read(ai, created["id"])) == [first.json()["seq"]]
+
+
+async def test_resume_delivers_exactly_the_missed_messages(module_desk: Desk) -> None:
+    desk = module_desk
+    integration = desk.integration()
+    agent = desk.staff("agent")
+    async with desk.api(integration.token) as ai, desk.api(agent.token) as staff:
+        created = await create_conversation(ai)
+        conversation_id = created["id"]
+        async with desk.chat(created["customer_token"]) as customer:
+            await customer.say("My parcel is late.")
+            await post_message(ai, conversation_id, "Which order is it?")
+            frame = await customer.message("Which order is it?")
+            last_seen = frame["seq"]
+
+        # While the customer is away: the AI answers, escalates, an agent joins and writes.
+        await post_message(ai, conversation_id, "Let me get a colleague.")
+        await escalate(ai, context_bundle(conversation_id=conversation_id))
+        await claim(staff, conversation_id)
+        await post_message(staff, conversation_id, "Hi, I'm on it.")
+        await post_message(staff, conversation_id, "It ships tomorrow.")
+
+        async with desk.chat(created["customer_token"]) as customer:
+            mark = customer.mark()
+            await customer.send({"type": "resume", "after_seq": last_seen})
+            sentinel = await post_message(staff, conversation_id, "Anything else?")
+            await customer.message("Anything else?")
+            received = customer.messages(customer.since(mark))
+
+        conversation = await read(ai, conversation_id)
+        assert_gapless(conversation)
+        expected = [m for m in conversation["messages"] if m["seq"] > last_seen]
+        assert expected[-1]["seq"] == sentinel["seq"]
+        assert [f["seq"] for f in received] == [m["seq"] for m in expected], (
+            f"after resume from {last_seen}: got {[(f['seq'], f['text']) for f in received]}"
+        )
+        assert [f["text"] for f in received] == [m["text"] for m in expected]
+        assert [f["author"]["kind"] for f in received] == [m["author"]["kind"] for m in expected]
+
+
+async def test_resume_from_zero_replays_the_whole_conversation_once(module_desk: Desk) -> None:
+    desk = module_desk
+    integration = desk.integration()
+    async with desk.api(integration.token) as ai:
+        created = await create_conversation(ai)
+        conversation_id = created["id"]
+        async with desk.chat(created["customer_token"]) as customer:
+            await customer.say("one")
+            await post_message(ai, conversation_id, "two")
+            await customer.message("two")
+            await customer.say("three")
+        async with desk.chat(created["customer_token"]) as customer:
+            mark = customer.mark()
+            await customer.send({"type": "resume", "after_seq": 0})
+            await post_message(ai, conversation_id, "four")
+            await customer.message("four")
+            received = customer.messages(customer.since(mark))
+        assert [(f["seq"], f["text"]) for f in received] == [(1, "one"), (2, "two"), (3, "three"), (4, "four")]
+        assert [f["author"]["kind"] for f in received] == ["customer", "ai", "customer", "ai"]
+
+
+async def test_customer_sees_only_its_own_conversation(module_desk: Desk) -> None:
+    desk = module_desk
+    integration = desk.integration()
+    async with desk.api(integration.token) as ai:
+        mine = await create_conversation(ai)
+        theirs = await create_conversation(ai)
+        async with desk.chat(mine["customer_token"]) as customer:
+            await customer.status("bot")
+            await post_message(ai, theirs["id"], "Secret for the other customer")
+            # A frame naming another conversation still only ever writes to the socket's own conversation.
+            await customer.send(
+                {"type": "message", "client_id": str(uuid.uuid4()), "text": "sneaky", "conversation_id": theirs["id"]}
+            )
+            await customer.send({"type": "resume", "after_seq": 0, "conversation_id": theirs["id"]})
+            await post_message(ai, mine["id"], "Sentinel for mine")
+            await customer.message("Sentinel for mine")
+            assert "Secret for the other customer" not in dump(customer.frames)
+        other = await read(ai, theirs["id"])
+        assert [m["text"] for m in other["messages"]] == ["Secret for the other customer"]
+
+
+async def test_bad_frames_get_error_frames_and_the_socket_stays_usable(module_desk: Desk) -> None:
+    desk = module_desk
+    integration = desk.integration()
+    async with desk.api(integration.token) as ai:
+        created = await create_conversation(ai)
+        async with desk.chat(created["customer_token"]) as customer:
+            await customer.ws.send("{not json")
+            error = await customer.until(lambda f: f.get("type") == "error", "an error frame")
+            assert error["code"] == "invalid_json"
+            assert error["message"]
+            for bad in (
+                {"type": "message", "text": "no client id"},
+                {"type": "message", "client_id": str(uuid.uuid4())},
+                {"type": "message", "client_id": str(uuid.uuid4()), "text": 42},
+                {"type": "resume", "after_seq": "yesterday"},
+                {"type": "rating", "score": 11},
+                {"type": "no-such-frame"},
+                ["a", "list"],
+            ):
+                await customer.send(bad)
+                error = await customer.until(lambda f: f.get("type") == "error", f"an error frame for {bad}")
+                assert error["code"] == "validation_error", (bad, error)
+            ack = await customer.say("still here")
+            assert ack["seq"] == 1
+        conversation = await read(ai, created["id"])
+        assert [m["text"] for m in conversation["messages"]] == ["still here"]
+
+
+async def test_customer_page(module_desk: Desk) -> None:
+    desk = module_desk
+    integration = desk.integration()
+    async with desk.api(integration.token) as ai, desk.api() as anonymous:
+        created = await create_conversation(ai)
+        page = await anonymous.get(created["chat_url"])
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        missing = await anonymous.get("/chat/dskc_not-a-real-token")
+        assert missing.status_code == 404
