@@ -140,9 +140,10 @@ def _conversation_for(tx: Tx, integration: IntegrationPrincipal, bundle: dict[st
                 imported=True,
             )
         return conversation
-    conversation = tx.session.get(Conversation, conversation_id, with_for_update=not tx.db.is_sqlite)
-    if conversation is None or conversation.integration_id != integration.id:
+    existing = tx.session.get(Conversation, conversation_id, with_for_update=not tx.db.is_sqlite)
+    if existing is None or existing.integration_id != integration.id:
         raise NotFound("No such conversation.")
+    conversation = existing
     if conversation.status in (Status.QUEUED, Status.ASSIGNED):
         raise Conflict("This conversation is already with a human or waiting for one.", code="already_escalated")
     if conversation.status in CLOSED:
@@ -216,8 +217,8 @@ def queue_position(tx: Tx, handoff: Handoff) -> int:
     rank = PRIORITY_RANK[Priority(handoff.priority)]
     ahead_priorities = [p.value for p, r in PRIORITY_RANK.items() if r < rank]
     same = (Handoff.priority == handoff.priority) & (
-        (Handoff.sla_due_at < handoff.sla_due_at)  # type: ignore[operator]
-        | ((Handoff.sla_due_at == handoff.sla_due_at) & (Handoff.created_at < handoff.created_at))  # type: ignore[operator]
+        (Handoff.sla_due_at < handoff.sla_due_at)
+        | ((Handoff.sla_due_at == handoff.sla_due_at) & (Handoff.created_at < handoff.created_at))
     )
     ahead = tx.session.execute(
         select(func.count())

@@ -27,7 +27,6 @@ def create_integration(
     token = new_token(INTEGRATION_PREFIX)
     secret = "whsec_" + secrets.token_urlsafe(32)
     with transaction(db) as tx:
-        # New integrations start their feed at the present: they get no events from before they existed.
         integration = Integration(
             id=new_id(),
             name=name,
@@ -47,7 +46,7 @@ def create_integration(
     return Credentials(id=integration.id, token=token, webhook_secret=secret)
 
 
-def rotate_credentials(db: Database, *, integration_id: str) -> Credentials:
+def rotate_credentials(db: Database, *, integration_id: str, webhook_url: str | None = None) -> Credentials:
     token = new_token(INTEGRATION_PREFIX)
     secret = "whsec_" + secrets.token_urlsafe(32)
     with transaction(db) as tx:
@@ -56,6 +55,8 @@ def rotate_credentials(db: Database, *, integration_id: str) -> Credentials:
             raise LookupError(integration_id)
         integration.token_hash = hash_token(token)
         integration.webhook_secret = secret
+        if webhook_url is not None:
+            integration.webhook_url = webhook_url
         tx.session.add(integration)
         tx.audit(
             "integration.rotate",

@@ -83,7 +83,7 @@ def list_entries(
     """Newest last. `viewer=None` is the operator (CLI export): everything."""
     query = select(LearningEntry).order_by(LearningEntry.created_at, LearningEntry.id)  # type: ignore[arg-type]
     if since is not None:
-        query = query.where(LearningEntry.created_at >= since)  # type: ignore[arg-type]
+        query = query.where(LearningEntry.created_at >= since)
     if viewer is not None and not is_staff_manager(viewer.role):
         query = query.where(LearningEntry.agent_id == viewer.id)
     with db.read() as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from desk.auth.principals import CustomerPrincipal, IntegrationPrincipal, StaffPrincipal
 from desk.domain import permissions
@@ -34,9 +34,9 @@ def may_view(session: Session, viewer: Viewer, conversation: Conversation) -> bo
         return conversation.id == viewer.conversation_id
     held = (
         session.execute(
-            select(HandoffAgent.user_id).where(
-                HandoffAgent.conversation_id == conversation.id,  # type: ignore[arg-type]
-                HandoffAgent.user_id == viewer.id,  # type: ignore[arg-type]
+            select(col(HandoffAgent.user_id)).where(
+                col(HandoffAgent.conversation_id) == conversation.id,
+                col(HandoffAgent.user_id) == viewer.id,
             )
         ).first()
         is not None

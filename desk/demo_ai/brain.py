@@ -327,9 +327,9 @@ def _escalation(
         reason=Reason(code, detail, confidence),
         priority=priority,
         skills=tuple(skills),
-        summary=_summary(text, history, focus, detail, sentiment),
+        summary=_summary(text, history, focus, detail, mood),
         classification=classification,
-        recommended_actions=_actions(code, focus, matches),
+        recommended_actions=_actions("user_frustration" if sentiment == "negative" else code, focus, matches),
     )
 
 
@@ -379,7 +379,7 @@ def _summary(
     history: Sequence[Line],
     focus: lex.Intent | None,
     detail: str,
-    sentiment: Sentiment,
+    mood: _Mood,
 ) -> str:
     said = [line.text for line in history if line.role == "customer"] + [text]
     about = f"about {focus.label}" if focus else "with a request the AI did not recognise"
@@ -393,7 +393,11 @@ def _summary(
         parts.append(f"The AI had replied {len(answered)} time{'s' if len(answered) != 1 else ''} before.")
     if any(line.role == "agent" for line in history):
         parts.append("A colleague has already helped in this conversation.")
-    parts.append(f"Reason: {detail.rstrip('.')}. Sentiment: {sentiment}.")
+    parts.append(f"Reason: {detail.rstrip('.')}.")
+    if mood.score >= NEGATIVE_THRESHOLD:
+        parts.append(f"Sentiment: negative ({', '.join(mood.signals)}).")
+    else:
+        parts.append("Sentiment: neutral.")
     return " ".join(parts)
 
 

@@ -63,6 +63,7 @@ class TurnDispatcher:
         self.base_url = base_url
         self.timeout_s = timeout_s
         self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def schedule(self, conversation_id: str, message: dict[str, Any]) -> None:
@@ -76,14 +77,17 @@ class TurnDispatcher:
 
     async def _turn(self, conversation_id: str, message: dict[str, Any]) -> None:
         lock = self._locks.setdefault(conversation_id, asyncio.Lock())
-        async with lock:  # one turn at a time per conversation, in message order
-            try:
+        self._users[conversation_id] = self._users.get(conversation_id, 0) + 1
+        try:
+            async with lock:  # one turn at a time per conversation, in message order
                 await self._run_turn(conversation_id, message)
-            except Exception:
-                log.exception("turn failed for %s", conversation_id)
-            finally:
-                if not lock._waiters:  # type: ignore[attr-defined]
-                    self._locks.pop(conversation_id, None)
+        except Exception:
+            log.exception("turn failed for %s", conversation_id)
+        finally:
+            self._users[conversation_id] -= 1
+            if self._users[conversation_id] == 0:
+                del self._users[conversation_id]
+                self._locks.pop(conversation_id, None)
 
     async def _run_turn(self, conversation_id: str, message: dict[str, Any]) -> None:
         target = await anyio.to_thread.run_sync(_target, self.db, conversation_id)

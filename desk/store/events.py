@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from desk.store.models import Event
 from desk.store.types import iso
@@ -67,18 +67,18 @@ class EventRecord:
 
 
 def fetch_after(session: Session, after: int, limit: int = 1000) -> list[EventRecord]:
-    rows = session.exec(select(Event).where(Event.id > after).order_by(Event.id).limit(limit))  # type: ignore[call-overload]
-    return [EventRecord.from_row(row) for (row,) in rows]
+    rows = session.execute(select(Event).where(col(Event.id) > after).order_by(col(Event.id)).limit(limit)).scalars()
+    return [EventRecord.from_row(row) for row in rows]
 
 
 def fetch_for_integration(session: Session, integration_id: str, after: int, limit: int = 100) -> list[EventRecord]:
     query = (
         select(Event)
-        .where(Event.integration_id == integration_id, Event.for_integration, Event.id > after)  # type: ignore[arg-type]
-        .order_by(Event.id)  # type: ignore[arg-type]
+        .where(col(Event.integration_id) == integration_id, col(Event.for_integration), col(Event.id) > after)
+        .order_by(col(Event.id))
         .limit(limit)
     )
-    return [EventRecord.from_row(row) for (row,) in session.execute(query)]
+    return [EventRecord.from_row(row) for row in session.execute(query).scalars()]
 
 
 def last_event_id(session: Session) -> int:

@@ -37,7 +37,7 @@ async def desk_error(_request: Request, exc: Exception) -> Response:
 async def http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    return error_response(exc.status_code, code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

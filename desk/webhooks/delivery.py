@@ -18,6 +18,7 @@ from datetime import timedelta
 import anyio.to_thread
 import httpx
 from sqlalchemy import or_, select, update
+from sqlmodel import col
 
 from desk.realtime.pump import EventPump
 from desk.store.db import Database
@@ -69,7 +70,7 @@ class Deliverer:
     def _with_webhooks(self) -> list[str]:
         with self.db.read() as session:
             rows = session.execute(
-                select(Integration.id).where(Integration.webhook_url.is_not(None), Integration.active)  # type: ignore[union-attr, arg-type]
+                select(col(Integration.id)).where(col(Integration.webhook_url).is_not(None), col(Integration.active))
             )
             return [row[0] for row in rows]
 
