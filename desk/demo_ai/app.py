@@ -37,12 +37,12 @@ def build_demo_ai(
     seen = SeenEvents()
 
     async def webhook(request: Request) -> JSONResponse:
-        raw = await request.body()
+        raw = await _read_body(request)
+        if raw is None:
+            return _error(413, "body_too_large", "The body is over 1 MiB.")
         headers = request.headers
         if not verify(webhook_secret, headers.get("desk-timestamp"), headers.get("desk-signature"), raw):
             return _error(401, "unauthorized", "Missing, stale or invalid Desk-Signature.")
-        if len(raw) > MAX_BODY_BYTES:
-            return _error(413, "body_too_large", "The body is over 1 MiB.")
         try:
             body = json.loads(raw)
         except (UnicodeDecodeError, ValueError):
@@ -77,6 +77,18 @@ def build_demo_ai(
         return JSONResponse({"ok": True, "duplicate": False}, background=task)
 
     return Starlette(routes=[Route("/webhook", webhook, methods=["POST"])])
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The raw body, or None once it grows past `MAX_BODY_BYTES` (read no further than that)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _turn(body: Mapping[str, Any]) -> JSONResponse:

@@ -1,9 +1,9 @@
 """Carrying on after a human hands control back (`control.returned`): post the AI's resume message.
 
 Event deliveries are at least once, so the same event may arrive twice. `SeenEvents` drops repeats within this
-process, and the message is posted with a `client_id` derived from the event id, so Desk itself stores it once
-even if this process restarted between two deliveries. Desk retries a delivery only if it got no 2xx, and we
-answer 2xx before posting, so transient failures of the post are retried here.
+process, and the message is posted with a `client_id` derived from the event id, so Desk stores it once even if
+this process restarted between two deliveries. The delivery is acknowledged before the post is made, so Desk
+will not redeliver when the post fails: transient failures (network, 5xx, 429) are retried here instead.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import httpx
 
 from desk.demo_ai.brain import resume_text
 
-__all__ = ["RETRY_DELAYS_S", "SeenEvents", "post_resume"]
+__all__ = ["RETRY_DELAYS_S", "SeenEvents", "post_resume", "resume_client_id"]
 
 log = logging.getLogger("desk.demo_ai")
 
@@ -91,6 +91,6 @@ async def post_resume(
                 )
                 return
             log.warning("resume post for %s got %d (attempt %d)", conversation_id, response.status_code, attempt + 1)
-    # Let a redelivery of the same event try again.
+    # If Desk ever delivers this event again, let that delivery try again.
     seen.forget(event_id)
     log.error("gave up posting the resume message for %s", conversation_id)

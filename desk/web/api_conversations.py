@@ -132,10 +132,21 @@ async def events_feed(request: Request) -> JSONResponse:
     return JSONResponse({"events": events, "cursor": cursor})
 
 
+async def abandon(request: Request) -> JSONResponse:
+    """The integration tells the desk its customer left (closed the channel) while waiting for a human."""
+    who = await auth.integration(request)
+    conversation_id = request.path_params["id"]
+    rt = auth.runtime(request)
+    await rt.call(read_conversation, conversation_id, who)
+    await rt.call(handoffs.abandon, conversation_id=conversation_id, actor_kind="integration", actor_id=who.id)
+    return JSONResponse(await rt.call(read_conversation, conversation_id, who))
+
+
 ROUTES = [
     Route("/api/v1/conversations", create_conversation, methods=["POST"]),
     Route("/api/v1/conversations/{id}", get_conversation, methods=["GET"]),
     Route("/api/v1/conversations/{id}/messages", post_message, methods=["POST"]),
+    Route("/api/v1/conversations/{id}/abandon", abandon, methods=["POST"]),
     Route("/api/v1/escalations", escalate, methods=["POST"]),
     Route("/api/v1/events", events_feed, methods=["GET"]),
 ]

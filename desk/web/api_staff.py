@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from desk.actions import handoffs, learning, staff
+from desk.actions import handoffs, learning, metrics, staff
 from desk.actions.reads import queue, read_conversation
 from desk.errors import ValidationFailed
 from desk.schemas import AssignBody, LoginBody, OutcomeBody, TransferBody
@@ -116,6 +116,27 @@ async def learning_log(request: Request) -> JSONResponse:
     return JSONResponse({"items": items})
 
 
+WINDOW_UNITS_S = {"m": 60, "h": 3600, "d": 86400}
+MAX_WINDOW = timedelta(days=90)
+
+
+def parse_window(raw: str | None) -> timedelta:
+    raw = (raw or "1h").strip()
+    unit, amount = raw[-1:], raw[:-1]
+    if unit not in WINDOW_UNITS_S or not amount.isdigit() or int(amount) == 0:
+        raise ValidationFailed("window must look like 15m, 1h or 7d.", fields={"window": "bad window"})
+    window = timedelta(seconds=int(amount) * WINDOW_UNITS_S[unit])
+    if window > MAX_WINDOW:
+        raise ValidationFailed("window can be at most 90 days.", fields={"window": "too long"})
+    return window
+
+
+async def metrics_summary(request: Request) -> JSONResponse:
+    await auth.staff(request)
+    window = parse_window(request.query_params.get("window"))
+    return JSONResponse(await auth.runtime(request).call(metrics.summary, window=window))
+
+
 ROUTES = [
     Route("/api/v1/auth/token", token, methods=["POST"]),
     Route("/api/v1/queue", get_queue, methods=["GET"]),
@@ -125,4 +146,5 @@ ROUTES = [
     Route("/api/v1/conversations/{id}/transfer", transfer, methods=["POST"]),
     Route("/api/v1/conversations/{id}/assign", assign, methods=["POST"]),
     Route("/api/v1/learning-log", learning_log, methods=["GET"]),
+    Route("/api/v1/metrics/summary", metrics_summary, methods=["GET"]),
 ]

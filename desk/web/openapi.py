@@ -153,6 +153,16 @@ def document() -> dict[str, Any]:
             "/api/v1/conversations/{id}/assign": {
                 "post": _op("Assign (supervisors)", "staff", body=AssignBody, params=_ID)
             },
+            "/api/v1/conversations/{id}/abandon": {
+                "post": _op("The customer left while queued (integration)", "integration", params=_ID)
+            },
+            "/api/v1/metrics/summary": {
+                "get": _op(
+                    "KPIs over a window, overall and per reason code",
+                    "staff",
+                    params=[{"name": "window", "in": "query", "schema": {"type": "string", "example": "1h"}}],
+                )
+            },
             "/api/v1/learning-log": {
                 "get": _op(
                     "Learning log entries",
