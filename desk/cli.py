@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from desk.actions.secrets import with_secret
 from desk.config import Settings, load_settings
 from desk.errors import DeskError
 from desk.store.db import Database
@@ -19,19 +20,27 @@ def _database(settings: Settings) -> Database:
     return Database(settings.database_url)
 
 
+def _ready_settings() -> Settings:
+    """Settings for a serving process: migrations applied, the signing secret resolved."""
+    settings = load_settings()
+    db = _database(settings)
+    try:
+        return with_secret(settings, db)
+    finally:
+        db.dispose()
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from desk.serve import serve
 
-    settings = load_settings()
-    upgrade(settings.database_url)
-    serve(settings)
+    serve(_ready_settings())
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from desk.demo import run_demo
 
-    run_demo(load_settings())
+    run_demo(_ready_settings())
     return 0
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 MAX_WS_FRAME_BYTES = 64 * 1024
@@ -29,24 +27,13 @@ class Settings:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
-def _secret(env: dict[str, str]) -> str:
-    if env.get("DESK_SECRET_KEY"):
-        return env["DESK_SECRET_KEY"]
-    path = Path(env.get("DESK_SECRET_FILE", ".desk-secret"))
-    if path.exists():
-        return path.read_text().strip()
-    value = secrets.token_urlsafe(48)
-    path.write_text(value)
-    path.chmod(0o600)
-    return value
-
-
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     return Settings(
         database_url=env.get("DESK_DATABASE_URL", "sqlite:///./desk.db"),
         redis_url=env.get("DESK_REDIS_URL") or None,
-        secret_key=_secret(env),
+        # Unset: generated on first run and kept in the database, so every process and host shares it.
+        secret_key=env.get("DESK_SECRET_KEY", ""),
         host=env.get("DESK_HOST", "127.0.0.1"),
         port=int(env.get("DESK_PORT", "8000")),
         public_url=env.get("DESK_PUBLIC_URL", ""),

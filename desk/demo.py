@@ -22,7 +22,6 @@ from desk.demo_ai.app import build_demo_ai
 from desk.errors import Conflict
 from desk.serve import serve
 from desk.store.db import Database
-from desk.store.migrate import upgrade
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105  (printed on start; demo data only)
 DEMO_AI_NAME = "Demo AI"
@@ -103,7 +102,6 @@ def banner(settings: Settings) -> str:
 
 
 def run_demo(settings: Settings) -> None:
-    upgrade(settings.database_url)
     db = Database(settings.database_url)
     credentials = seed(db, settings)
     db.dispose()
