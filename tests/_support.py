@@ -224,13 +224,11 @@ def _wait_until_ready(server: Server) -> None:
         except httpx.TransportError as exc:
             last_error = repr(exc)
         else:
-            if response.status_code == 200 and response.json() == {"status": "ok"}:
+            if response.status_code == 200 and response.json().get("status") == "ok":
                 return
             last_error = f"{response.status_code} {response.text[:200]}"
         time.sleep(0.05)  # polling a readiness condition under a deadline
-    raise RuntimeError(
-        f"desk serve not ready after {SERVER_START_TIMEOUT_S}s ({last_error}):\n{server.log_tail()}"
-    )
+    raise RuntimeError(f"desk serve not ready after {SERVER_START_TIMEOUT_S}s ({last_error}):\n{server.log_tail()}")
 
 
 class ServerPool:
@@ -272,8 +270,7 @@ def desk_cli(
     )
     if check and result.returncode != 0:
         raise AssertionError(
-            f"desk {' '.join(args)} exited {result.returncode}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            f"desk {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
 
@@ -413,6 +410,11 @@ def dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def mentions(text: str) -> Callable[[Json], bool]:
+    """A predicate: the JSON value contains `text` somewhere."""
+    return lambda value: text in dump(value)
+
+
 def leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     """Every scalar in a JSON value with its dotted path, for assertions that do not depend on nesting."""
     if isinstance(value, dict):
@@ -478,9 +480,7 @@ class Desk:
         suffix = secrets.token_hex(4)
         email = f"{role}-{suffix}@example.com"
         name = name or f"{role.title()} {suffix}"
-        user = create_user(
-            self.database_url, email=email, name=name, role=role, skills=skills, capacity=capacity
-        )
+        user = create_user(self.database_url, email=email, name=name, role=role, skills=skills, capacity=capacity)
         session = login(self.server, email, PASSWORD)
         assert session["user"]["id"] == user["id"], session
         return Staff(user["id"], email, name, role, PASSWORD, session["token"])
@@ -765,8 +765,10 @@ async def assert_socket_refused(url: str) -> None:
                 return
             frame = json.loads(raw)
             assert frame.get("type") == "error", f"{url} was accepted; first frame: {frame}"
+            return
     except InvalidStatus as refused:
-        assert refused.response.status_code in (401, 403, 404), refused.response.status_code
+        status = refused.response.status_code
+    assert status in (401, 403, 404), f"{url} refused with {status}"
 
 
 async def close_code_after(ws: ClientConnection, timeout: float = RECV_TIMEOUT_S) -> int | None:

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from desk.demo_ai import build_demo_ai
 from desk.demo_ai.signatures import sign
-from tests.demo_ai.conftest import SECRET, TOKEN, FakeDesk
+from tests.demo_ai._support import SECRET, TOKEN, FakeDesk
 
 AT = "2026-11-25T10:00:00+00:00"
 
@@ -114,9 +114,7 @@ def test_unsigned_or_badly_signed_requests_are_refused(client: TestClient, heade
     raw = json.dumps(_turn("What are your opening hours?")).encode()
     now = str(int(time.time()))
     values = {"now": now, "good": sign(SECRET, now, raw), "good_other_secret": sign("other", now, raw)}
-    response = client.post(
-        "/webhook", content=raw, headers={k: v.format(**values) for k, v in headers.items()}
-    )
+    response = client.post("/webhook", content=raw, headers={k: v.format(**values) for k, v in headers.items()})
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "unauthorized"
 
@@ -171,3 +169,11 @@ def test_events_are_acknowledged_and_deduplicated(client: TestClient) -> None:
 def test_fake_desk_rejects_unsigned_deliveries_too(fake_desk: FakeDesk) -> None:
     response = fake_desk.deliver({"id": "1", "type": "handoff.created", "data": {}}, secret="wrong")
     assert response.status_code == 401
+
+
+def test_oversized_body_is_413(client: TestClient) -> None:
+    body = _turn("hello")
+    body["padding"] = "x" * (1024 * 1024)
+    response = _post(client, body)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"

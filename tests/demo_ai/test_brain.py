@@ -185,3 +185,12 @@ def test_resume_text_without_an_outcome() -> None:
         "Thanks for your patience. My colleague has handed the conversation back to me. "
         "Is there anything else I can help you with?"
     )
+
+
+def test_angry_request_for_a_person_gets_an_apology_first() -> None:
+    reply = respond("This is ridiculous!! I want a human")
+    assert reply.escalation is not None
+    assert reply.escalation.reason.code == "user_request"
+    assert reply.escalation.priority == "high"
+    assert reply.escalation.recommended_actions[0].title == "Apologise and take ownership"
+    assert "Sentiment: negative (strong language, repeated exclamation marks)." in reply.escalation.summary

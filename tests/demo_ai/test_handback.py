@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from desk.demo_ai.handback import resume_client_id
-from tests.demo_ai.conftest import TOKEN, WAIT_S, FakeDesk
+from tests.demo_ai._support import TOKEN, WAIT_S, FakeDesk
 
 AT = "2026-11-25T10:00:00+00:00"
 
@@ -90,9 +90,7 @@ def test_giving_up_lets_a_redelivery_try_again(fake_desk: FakeDesk) -> None:
 
 def test_other_events_post_nothing(fake_desk: FakeDesk) -> None:
     for i, kind in enumerate(["handoff.created", "handoff.claimed", "conversation.resolved"]):
-        response = fake_desk.deliver(
-            {"id": str(100 + i), "type": kind, "at": AT, "conversation_id": "c", "data": {}}
-        )
+        response = fake_desk.deliver({"id": str(100 + i), "type": kind, "at": AT, "conversation_id": "c", "data": {}})
         assert response.json() == {"ok": True, "duplicate": False}
     fake_desk.deliver(_returned(14))
     fake_desk.wait_for_posts(1)

@@ -8,6 +8,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -114,11 +115,14 @@ async def test_malformed_json_is_400(cast: Cast, assigned: Json, body: bytes) ->
             response = await client.post(path, content=body, headers={**headers, **extra})
             error_of(response, 400, "invalid_json")
         async with cast.desk.api(cast.supervisor.token) as sup:
-            error_of(await sup.post(f"/api/v1/conversations/{cid}/assign", content=body, headers=headers), 400,
-                     "invalid_json")
+            error_of(
+                await sup.post(f"/api/v1/conversations/{cid}/assign", content=body, headers=headers),
+                400,
+                "invalid_json",
+            )
 
 
-def _bundle_without(*keys: str, **changes: object) -> Json:
+def _bundle_without(*keys: str, **changes: Any) -> Json:
     bundle = context_bundle(**changes)
     for key in keys:
         bundle.pop(key)
@@ -335,9 +339,7 @@ async def test_unknown_ids_are_404(cast: Cast) -> None:
         )
         handoff = await escalate(ai, context_bundle())
         error_of(
-            await sup.post(
-                f"/api/v1/conversations/{handoff['conversation_id']}/assign", json={"agent_id": UNKNOWN_ID}
-            ),
+            await sup.post(f"/api/v1/conversations/{handoff['conversation_id']}/assign", json={"agent_id": UNKNOWN_ID}),
             404,
             "not_found",
         )
@@ -357,10 +359,12 @@ async def test_wrong_role_and_wrong_assignee_are_403(cast: Cast, assigned: Json)
     ai, holder, other, sup = clients(cast)
     cid = assigned["id"]
     async with ai, holder, other, sup:
-        error_of(await holder.post(f"/api/v1/conversations/{cid}/assign", json={"agent_id": cast.other.id}), 403,
-                 "forbidden")
-        error_of(await other.post(f"/api/v1/conversations/{cid}/assign", json={"agent_id": cast.other.id}), 403,
-                 "forbidden")
+        error_of(
+            await holder.post(f"/api/v1/conversations/{cid}/assign", json={"agent_id": cast.other.id}), 403, "forbidden"
+        )
+        error_of(
+            await other.post(f"/api/v1/conversations/{cid}/assign", json={"agent_id": cast.other.id}), 403, "forbidden"
+        )
         # Another agent may not read it (404), nor act on it.
         error_of(await other.get(f"/api/v1/conversations/{cid}"), 404, "not_found")
         for body in ({"text": "not mine"}, {"text": "not my note", "internal": True}):
@@ -374,8 +378,7 @@ async def test_wrong_role_and_wrong_assignee_are_403(cast: Cast, assigned: Json)
             assert response.status_code in (403, 404), response.text
             assert response.json()["error"]["code"] in ("forbidden", "not_found"), response.text
         # A supervisor may read and add notes but not reply in the agent's place.
-        error_of(await sup.post(f"/api/v1/conversations/{cid}/messages", json={"text": "sup reply"}), 403,
-                 "forbidden")
+        error_of(await sup.post(f"/api/v1/conversations/{cid}/messages", json={"text": "sup reply"}), 403, "forbidden")
         await post_message(sup, cid, "supervisor note", internal=True)
         # Integrations have no business in the staff API.
         for response in (
@@ -397,8 +400,11 @@ async def test_conflicts_are_409(cast: Cast, assigned: Json) -> None:
     async with ai, holder, other:
         error_of(await other.post(f"/api/v1/conversations/{cid}/claim"), 409, "already_assigned")
         ok(await holder.post(f"/api/v1/conversations/{cid}/claim"))
-        error_of(await ai.post(f"/api/v1/conversations/{cid}/messages", json={"text": "AI butting in"}), 409,
-                 "not_in_control")
+        error_of(
+            await ai.post(f"/api/v1/conversations/{cid}/messages", json={"text": "AI butting in"}),
+            409,
+            "not_in_control",
+        )
         created = await create_conversation(ai)
         error_of(await holder.post(f"/api/v1/conversations/{created['id']}/claim"), 409, "not_queued")
         conversation = await read(ai, cid)

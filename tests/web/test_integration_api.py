@@ -96,8 +96,11 @@ async def test_escalation_idempotency_key(module_desk: Desk) -> None:
         assert again.json() == first.json()
 
         changed = dict(bundle, summary="a different summary")
-        error_of(await ai.post("/api/v1/escalations", json=changed, headers={"Idempotency-Key": key}), 422,
-                 "idempotency_key_reused")
+        error_of(
+            await ai.post("/api/v1/escalations", json=changed, headers={"Idempotency-Key": key}),
+            422,
+            "idempotency_key_reused",
+        )
 
         queue = ok(await staff.get("/api/v1/queue"))["items"]
         conversation_id = first.json()["conversation_id"]
@@ -127,11 +130,17 @@ async def test_escalating_a_queued_or_assigned_conversation_is_a_conflict(module
     async with desk.api(integration.token) as ai, desk.api(agent.token) as staff:
         handoff = await escalate(ai, context_bundle())
         bundle = context_bundle(conversation_id=handoff["conversation_id"])
-        error_of(await ai.post("/api/v1/escalations", json=bundle, headers={"Idempotency-Key": uuid.uuid4().hex}),
-                 409, "already_escalated")
+        error_of(
+            await ai.post("/api/v1/escalations", json=bundle, headers={"Idempotency-Key": uuid.uuid4().hex}),
+            409,
+            "already_escalated",
+        )
         await claim(staff, handoff["conversation_id"])
-        error_of(await ai.post("/api/v1/escalations", json=bundle, headers={"Idempotency-Key": uuid.uuid4().hex}),
-                 409, "already_escalated")
+        error_of(
+            await ai.post("/api/v1/escalations", json=bundle, headers={"Idempotency-Key": uuid.uuid4().hex}),
+            409,
+            "already_escalated",
+        )
 
 
 async def test_ai_messages_only_while_in_control(module_desk: Desk) -> None:
@@ -156,11 +165,15 @@ async def test_integration_sees_only_its_own_conversations(module_desk: Desk) ->
         created = await create_conversation(ai)
         conversation_id = created["id"]
         error_of(await other.get(f"/api/v1/conversations/{conversation_id}"), 404, "not_found")
-        error_of(await other.post(f"/api/v1/conversations/{conversation_id}/messages", json={"text": "hi"}), 404,
-                 "not_found")
+        error_of(
+            await other.post(f"/api/v1/conversations/{conversation_id}/messages", json={"text": "hi"}), 404, "not_found"
+        )
         bundle = context_bundle(conversation_id=conversation_id)
-        error_of(await other.post("/api/v1/escalations", json=bundle, headers={"Idempotency-Key": uuid.uuid4().hex}), 404,
-                 "not_found")
+        error_of(
+            await other.post("/api/v1/escalations", json=bundle, headers={"Idempotency-Key": uuid.uuid4().hex}),
+            404,
+            "not_found",
+        )
 
         async with desk.chat(created["customer_token"]) as customer:
             await customer.say("for my AI only")

@@ -45,12 +45,22 @@ async def test_queue_is_ordered_most_urgent_first(module_desk: Desk) -> None:
         items = ok(await staff.get("/api/v1/queue"))["items"]
         positions = [i["position"] for i in items]
         assert positions == list(range(1, len(items) + 1)), positions
-        ours = [i["conversation_id"] for i in items if i["conversation_id"] in {
-            h["conversation_id"] for h in (low, normal, urgent, high)}]
+        ours = [
+            i["conversation_id"]
+            for i in items
+            if i["conversation_id"] in {h["conversation_id"] for h in (low, normal, urgent, high)}
+        ]
         assert ours == [h["conversation_id"] for h in (urgent, high, normal, low)]
         for item in items:
             assert set(item) >= {
-                "conversation_id", "position", "reason", "priority", "skills", "waiting_since", "sla_due_at", "summary"
+                "conversation_id",
+                "position",
+                "reason",
+                "priority",
+                "skills",
+                "waiting_since",
+                "sla_due_at",
+                "summary",
             }, item
 
 
@@ -104,8 +114,7 @@ async def test_transfer_and_assign(module_desk: Desk) -> None:
         assert assignee_id(reassigned) == third.id
         conversation = await read(sup, cid)
         assert assignee_id(conversation) == third.id
-        error_of(await one.post(f"/api/v1/conversations/{cid}/messages", json={"text": "old holder"}), 403,
-                 "forbidden")
+        error_of(await one.post(f"/api/v1/conversations/{cid}/messages", json={"text": "old holder"}), 403, "forbidden")
 
 
 async def test_resolve_records_outcome_and_learning_entry(module_desk: Desk) -> None:
@@ -126,16 +135,13 @@ async def test_resolve_records_outcome_and_learning_entry(module_desk: Desk) -> 
             await post_message(staff, cid, "All sorted.")
             await customer.message("All sorted.")
             resolved = ok(
-                await staff.post(
-                    f"/api/v1/conversations/{cid}/resolve", json=outcome(resolution="Closed by agent")
-                )
+                await staff.post(f"/api/v1/conversations/{cid}/resolve", json=outcome(resolution="Closed by agent"))
             )
             assert resolved["status"] == "resolved"
             await customer.status("resolved")
         feed = Feed(ai)
         await feed.wait_for("conversation.resolved", cid)
-        error_of(await ai.post(f"/api/v1/conversations/{cid}/messages", json={"text": "hello?"}), 409,
-                 "not_in_control")
+        error_of(await ai.post(f"/api/v1/conversations/{cid}/messages", json={"text": "hello?"}), 409, "not_in_control")
         error_of(await staff.post(f"/api/v1/conversations/{cid}/claim"), 409, "not_queued")
 
         # The agent who handled it keeps reading it and sees their learning entry; another agent sees neither.
