@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 MAX_TEXT = 20_000
 ReasonCode = Literal[
@@ -92,11 +92,11 @@ class EscalationCreate(BundleFields):
     customer: CustomerIn | None = None
     channel: str = Field(default="web", min_length=1, max_length=32)
 
-    @model_validator(mode="after")
-    def _transcript_for_new(self) -> EscalationCreate:
+    def missing_fields(self) -> dict[str, str]:
+        """Rules across fields, reported at the field a client must fix."""
         if self.conversation_id is None and not self.transcript:
-            raise ValueError("transcript is required when no conversation_id is given")
-        return self
+            return {"transcript": "required when no conversation_id is given"}
+        return {}
 
 
 class TurnReply(_Body):
@@ -121,11 +121,10 @@ class TransferBody(_Body):
     to_agent_id: str | None = Field(default=None, max_length=64)
     to_skill: str | None = Field(default=None, min_length=1, max_length=64)
 
-    @model_validator(mode="after")
-    def _exactly_one(self) -> TransferBody:
+    def missing_fields(self) -> dict[str, str]:
         if (self.to_agent_id is None) == (self.to_skill is None):
-            raise ValueError("give exactly one of to_agent_id and to_skill")
-        return self
+            return {"to_agent_id": "give exactly one of to_agent_id and to_skill"}
+        return {}
 
 
 class AssignBody(_Body):

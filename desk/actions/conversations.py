@@ -203,6 +203,7 @@ def _post_message(
         conversation = next_seq(tx, conversation_id)
         previous = _existing(tx, conversation_id, client_id)
         if previous is not None:
+            tx.session.expunge(previous)  # keep its loaded fields through the rollback below
             raise _Duplicate(Posted(previous, conversation.status, conversation.integration_id, created=False))
         if isinstance(author, CustomerPrincipal):
             kind, author_id, name = AuthorKind.CUSTOMER, None, _customer_name(tx, conversation)

@@ -237,10 +237,10 @@ def _load(tx: Tx, conversation_id: str) -> tuple[Conversation, Handoff | None]:
     return conversation, handoff
 
 
-def _staff_user(tx: Tx, user_id: str) -> User:
+def _staff_user(tx: Tx, user_id: str, field: str = "agent_id") -> User:
     user = tx.session.get(User, user_id)
     if user is None or not user.active:
-        raise ValidationFailed("No such active staff member.", fields={"agent_id": "unknown or inactive"})
+        raise ValidationFailed("No such active staff member.", fields={field: "unknown or inactive"})
     return user
 
 
@@ -319,7 +319,7 @@ def transfer(
         if conversation.status not in (Status.QUEUED, Status.ASSIGNED) or handoff is None:
             raise Conflict(f"This conversation is not with the desk (it is {conversation.status}).", code="not_queued")
         if to_agent_id is not None:
-            agent = _staff_user(tx, to_agent_id)
+            agent = _staff_user(tx, to_agent_id, "to_agent_id")
             conversation.status = Status.ASSIGNED
             conversation.assignee_id = agent.id
             conversation.updated_at = utcnow()

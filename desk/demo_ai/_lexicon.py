@@ -16,6 +16,7 @@ class Play:
     body: str
 
 
+# Skills match the demo staff (`desk/demo.py`): billing, technical, general.
 @dataclass(frozen=True)
 class Intent:
     name: str
@@ -59,7 +60,7 @@ INTENTS: tuple[Intent, ...] = (
         name="shipping_times",
         label="shipping times",
         topic="shipping",
-        skills=("shipping",),
+        skills=("general",),
         phrases=(
             "how long does shipping",
             "how long does delivery",
@@ -94,7 +95,7 @@ INTENTS: tuple[Intent, ...] = (
         name="password_reset",
         label="password reset",
         topic="account",
-        skills=("account",),
+        skills=("technical",),
         phrases=(
             "reset my password",
             "reset password",
@@ -122,7 +123,7 @@ INTENTS: tuple[Intent, ...] = (
         name="order_tracking",
         label="order tracking",
         topic="orders",
-        skills=("shipping",),
+        skills=("general",),
         phrases=(
             "where is my order",
             "where's my order",
@@ -149,7 +150,7 @@ INTENTS: tuple[Intent, ...] = (
         name="return_policy",
         label="returns",
         topic="returns",
-        skills=(),
+        skills=("general",),
         phrases=(
             "return policy",
             "return an item",

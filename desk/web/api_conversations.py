@@ -88,7 +88,7 @@ async def escalate(request: Request) -> JSONResponse:
     if key is not None and not 1 <= len(key) <= 200:
         raise ValidationFailed("Idempotency-Key must be 1 to 200 characters.", fields={"Idempotency-Key": "length"})
     rt = auth.runtime(request)
-    answer, created = await rt.call(
+    answer, _created = await rt.call(
         handoffs.escalate,
         integration=who,
         bundle=bundle.model_dump(mode="json", exclude_unset=False),
@@ -96,7 +96,8 @@ async def escalate(request: Request) -> JSONResponse:
         secret=rt.settings.secret_key,
         base_url=rt.settings.base_url,
     )
-    return JSONResponse(answer, status_code=201 if created else 200)
+    # A replay returns the first answer, status included.
+    return JSONResponse(answer, status_code=201)
 
 
 def _int_param(request: Request, name: str, default: int, *, low: int, high: int) -> int:

@@ -43,7 +43,7 @@ async def claim(request: Request) -> JSONResponse:
 
 async def return_to_ai(request: Request) -> JSONResponse:
     who = await auth.staff(request)
-    body = await json_body(request, OutcomeBody, optional=True)
+    body = await json_body(request, OutcomeBody)
     conversation_id = request.path_params["id"]
     rt = auth.runtime(request)
     await rt.call(read_conversation, conversation_id, who)
@@ -58,7 +58,7 @@ async def return_to_ai(request: Request) -> JSONResponse:
 
 async def resolve(request: Request) -> JSONResponse:
     who = await auth.staff(request)
-    body = await json_body(request, OutcomeBody, optional=True)
+    body = await json_body(request, OutcomeBody)
     conversation_id = request.path_params["id"]
     rt = auth.runtime(request)
     await rt.call(read_conversation, conversation_id, who)

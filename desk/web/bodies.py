@@ -41,11 +41,35 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidJSON(f"The request body is not valid JSON: {exc.msg} at line {exc.lineno}.") from exc
 
 
+def nul_paths(data: Any, path: str = "") -> dict[str, str]:
+    """Paths of strings holding NUL characters: no database stores them faithfully (PostgreSQL refuses them)."""
+    found: dict[str, str] = {}
+    if isinstance(data, str):
+        if "\x00" in data:
+            found[path or "$"] = "must not contain NUL characters"
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            child = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                found[child] = "must not contain NUL characters"
+            found.update(nul_paths(value, child))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            found.update(nul_paths(value, f"{path}.{index}" if path else str(index)))
+    return found
+
+
 def validate(model: type[M], data: Any) -> M:
+    if fields := nul_paths(data):
+        raise ValidationFailed("Text must not contain NUL characters.", fields=fields)
     try:
-        return model.model_validate(data)
+        body = model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed("The request body does not have the expected shape.", fields=error_fields(exc)) from exc
+    rules = getattr(body, "missing_fields", None)
+    if rules is not None and (fields := rules()):
+        raise ValidationFailed("The request body does not have the expected shape.", fields=fields)
+    return body
 
 
 def error_fields(exc: ValidationError) -> dict[str, str]:
@@ -56,8 +80,5 @@ def error_fields(exc: ValidationError) -> dict[str, str]:
     return fields
 
 
-async def json_body(request: Request, model: type[M], *, optional: bool = False) -> M:
-    raw = await read_body(request)
-    if optional and not raw.strip():
-        return model()
-    return validate(model, parse_json(raw))
+async def json_body(request: Request, model: type[M]) -> M:
+    return validate(model, parse_json(await read_body(request)))

@@ -8,6 +8,7 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from desk.config import MAX_WS_FRAME_BYTES
+from desk.web.bodies import nul_paths
 
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
@@ -35,6 +36,9 @@ async def receive_frame(ws: WebSocket) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         await send_error(ws, "invalid_frame", "Frames must be JSON objects with a string `type`.")
+        return None
+    if nul_paths(data):
+        await send_error(ws, "validation_error", "Text must not contain NUL characters.")
         return None
     return data
 
