@@ -74,16 +74,22 @@ class Runtime:
     def _on_commit(self, records: list[EventRecord]) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._committed, records[-1].id)
+            loop.call_soon_threadsafe(self._committed, records)
 
-    def _committed(self, last_id: int) -> None:
-        self.pump.poke()
-        task = asyncio.get_running_loop().create_task(self.bus.publish({"kind": "events", "last_id": last_id}))
+    def _committed(self, records: list[EventRecord]) -> None:
+        self.pump.offer(records)
+        if not self.bus.remote:
+            return
+        message = {"kind": "events", "events": [record.wire() for record in records]}
+        task = asyncio.get_running_loop().create_task(self.bus.publish(message))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _on_bus(self, message: BusMessage) -> None:
-        if message.get("kind") == "transient":
+        kind = message.get("kind")
+        if kind == "transient":
             self.pump.dispatch_transient(message["frame"])
+        elif kind == "events" and message.get("events"):
+            self.pump.offer([EventRecord.from_wire(wire) for wire in message["events"]])
         else:
             self.pump.poke()

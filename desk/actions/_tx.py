@@ -5,26 +5,43 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from sqlalchemy import insert
 from sqlmodel import Session
 
 from desk.ids import new_id
 from desk.store.db import Database
 from desk.store.events import EventRecord
-from desk.store.models import AuditEntry, Conversation, Event
+from desk.store.models import AuditEntry, Event, table_of
+from desk.store.types import utcnow
+
+
+class ConversationLike(Protocol):
+    """What an event needs to know of its conversation: an ORM row, or the hot path's `SeqState`."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def integration_id(self) -> str | None: ...
+    @property
+    def assignee_id(self) -> str | None: ...
+
+
+_EVENTS = table_of(Event)
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 
 
 @dataclass
 class Tx:
     session: Session
     db: Database
-    events: list[Event] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def emit(
         self,
         type: str,
-        conversation: Conversation | None,
+        conversation: ConversationLike | None,
         data: dict[str, Any],
         *,
         staff: bool = True,
@@ -34,17 +51,18 @@ class Tx:
         agent_id: str | None = None,
     ) -> None:
         self.events.append(
-            Event(
-                type=type,
-                conversation_id=conversation.id if conversation else None,
-                integration_id=conversation.integration_id if conversation else None,
-                data=data,
-                for_staff=staff,
-                for_integration=integration and conversation is not None and conversation.integration_id is not None,
-                for_customer=customer,
-                agent_id=agent_id if agent_id is not None else (conversation.assignee_id if conversation else None),
-                queue_scope=queue,
-            )
+            {
+                "type": type,
+                "at": utcnow(),
+                "conversation_id": conversation.id if conversation else None,
+                "integration_id": conversation.integration_id if conversation else None,
+                "data": data,
+                "for_staff": staff,
+                "for_integration": integration and conversation is not None and conversation.integration_id is not None,
+                "for_customer": customer,
+                "agent_id": agent_id if agent_id is not None else (conversation.assignee_id if conversation else None),
+                "queue_scope": queue,
+            }
         )
 
     def audit(
@@ -76,10 +94,10 @@ def transaction(db: Database) -> Iterator[Tx]:
         yield tx
         if tx.events:
             session.flush()
-            db.lock_events(session)  # held until commit: event ids become visible in order
-            session.add_all(tx.events)
-            session.flush()
-            records = [EventRecord.from_row(event) for event in tx.events]
+            connection = session.connection()
+            db.lock_events(connection)  # held until commit: event ids become visible in order
+            ids = connection.execute(_INSERT_EVENTS, tx.events).scalars().all()
+            records = [EventRecord(id=event_id, **event) for event_id, event in zip(ids, tx.events, strict=True)]
     if records:
         for listener in list(db.commit_listeners):
             listener(records)

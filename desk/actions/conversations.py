@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
@@ -18,7 +18,7 @@ from desk.domain.states import CLOSED, AuthorKind, Status
 from desk.errors import Conflict, Forbidden, NotFound
 from desk.ids import CUSTOMER_PREFIX, hash_token, new_id
 from desk.store.db import Database
-from desk.store.models import Conversation, Customer, Message, Note
+from desk.store.models import Conversation, Customer, Message, Note, table_of
 from desk.store.shapes import message_json, note_json
 from desk.store.types import utcnow
 
@@ -102,25 +102,54 @@ def create_conversation(
     return conversation, token
 
 
-def next_seq(tx: Tx, conversation_id: str) -> Conversation:
-    """Take the next `seq`, locking the conversation row until commit: seqs are gap-free and in commit order."""
-    tx.session.flush()  # the re-read below must not drop pending changes to the conversation
-    result = tx.session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id)  # type: ignore[arg-type]
-        .values(last_seq=Conversation.last_seq + 1, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+@dataclass(frozen=True)
+class SeqState:
+    """The conversation as the hot path sees it, read back from the very UPDATE that took the `seq`."""
+
+    id: str
+    last_seq: int
+    status: str
+    assignee_id: str | None
+    integration_id: str | None
+    customer_name: str | None
+
+
+_CONVERSATIONS = table_of(Conversation)
+_CUSTOMERS = table_of(Customer)
+_MESSAGES = table_of(Message)
+_TAKE_SEQ = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == bindparam("cid"))
+    .values(last_seq=_CONVERSATIONS.c.last_seq + 1, updated_at=bindparam("now"))
+    .returning(
+        _CONVERSATIONS.c.last_seq,
+        _CONVERSATIONS.c.status,
+        _CONVERSATIONS.c.assignee_id,
+        _CONVERSATIONS.c.integration_id,
+        select(_CUSTOMERS.c.name).where(_CUSTOMERS.c.id == _CONVERSATIONS.c.customer_id).scalar_subquery(),
     )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+)
+_BY_CLIENT_ID = _MESSAGES.select().where(
+    _MESSAGES.c.conversation_id == bindparam("cid"), _MESSAGES.c.client_id == bindparam("client_id")
+)
+_INSERT_MESSAGE = insert(_MESSAGES)
+
+
+def next_seq(tx: Tx, conversation_id: str) -> SeqState:
+    """Take the next `seq`, locking the conversation row until commit: seqs are gap-free and in commit order.
+
+    One statement, in SQL rather than through the ORM: this is the per-message hot path.
+    """
+    tx.session.flush()  # pending ORM changes to the conversation go first
+    row = tx.session.connection().execute(_TAKE_SEQ, {"cid": conversation_id, "now": utcnow()}).first()
+    if row is None:
         raise NotFound("No such conversation.")
-    conversation = tx.session.get(Conversation, conversation_id, populate_existing=True)
-    assert conversation is not None
-    return conversation
+    return SeqState(conversation_id, row[0], row[1], row[2], row[3], row[4])
 
 
 def append_message(
     tx: Tx,
-    conversation: Conversation,
+    conversation: SeqState,
     *,
     kind: AuthorKind,
     text: str,
@@ -142,7 +171,7 @@ def append_message(
         client_id=client_id,
         created_at=at or utcnow(),
     )
-    tx.session.add(message)
+    tx.session.connection().execute(_INSERT_MESSAGE, [message.model_dump()])
     tx.emit(
         "message.created",
         conversation,
@@ -162,8 +191,8 @@ def system_message(tx: Tx, conversation_id: str, text: str) -> Message:
 def _existing(tx: Tx, conversation_id: str, client_id: str | None) -> Message | None:
     if client_id is None:
         return None
-    query = select(Message).where(Message.conversation_id == conversation_id, Message.client_id == client_id)
-    return tx.session.exec(query).first()
+    row = tx.session.connection().execute(_BY_CLIENT_ID, {"cid": conversation_id, "client_id": client_id}).first()
+    return None if row is None else Message.model_validate(row._asdict())
 
 
 def post_message(
@@ -202,14 +231,12 @@ def _post_message(
     with transaction(db) as tx:
         conversation = next_seq(tx, conversation_id)
         previous = _existing(tx, conversation_id, client_id)
-        if previous is not None:
-            tx.session.expunge(previous)  # keep its loaded fields through the rollback below
+        if previous is not None:  # a plain object, not in the session: it outlives the rollback below
             raise _Duplicate(Posted(previous, conversation.status, conversation.integration_id, created=False))
         if isinstance(author, CustomerPrincipal):
-            kind, author_id, name = AuthorKind.CUSTOMER, None, _customer_name(tx, conversation)
+            kind, author_id, name = AuthorKind.CUSTOMER, None, conversation.customer_name
             if conversation.status in CLOSED:
-                conversation.status = Status.BOT  # a customer writing again reopens the conversation
-                tx.session.add(conversation)
+                conversation = _reopen(tx, conversation)
         elif isinstance(author, IntegrationPrincipal):
             if conversation.integration_id != author.id:
                 raise NotFound("No such conversation.")
@@ -227,14 +254,17 @@ def _post_message(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def _reopen(tx: Tx, conversation: SeqState) -> SeqState:
+    """A customer writing again after the end reopens the conversation with the AI."""
+    tx.session.connection().execute(
+        update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == conversation.id).values(status=Status.BOT)
+    )
+    return replace(conversation, status=Status.BOT.value)
+
+
 class _Duplicate(Exception):
     def __init__(self, posted: Posted) -> None:
         self.posted = posted
-
-
-def _customer_name(tx: Tx, conversation: Conversation) -> str | None:
-    customer = tx.session.get(Customer, conversation.customer_id)
-    return customer.name if customer else None
 
 
 def add_note(

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from desk.actions._tx import Tx, transaction
 from desk.actions.conversations import (
+    AI_NAME,
     append_message,
     customer_token_for,
     new_conversation,
@@ -67,7 +68,26 @@ def escalate(
             if idempotency_key is None:
                 raise
             continue  # a concurrent request with the same key won: read its answer
+        except Conflict:
+            # A concurrent request with the same key may have queued this very conversation while we waited
+            # for its lock: then this is a repeat, and gets the first answer.
+            if idempotency_key is None or (seen := _seen(db, integration.id, idempotency_key)) is None:
+                raise
+            if seen.request_hash != fingerprint:
+                raise _key_reused() from None
+            return seen.response, False
     raise Conflict("The request could not be completed; retry it.", code="retry")
+
+
+def _key_reused() -> ValidationFailed:
+    return ValidationFailed(
+        "This Idempotency-Key was used with a different request body.", code="idempotency_key_reused"
+    )
+
+
+def _seen(db: Database, integration_id: str, key: str) -> IdempotencyKey | None:
+    with db.read() as session:
+        return session.get(IdempotencyKey, (integration_id, key))
 
 
 class _Replay(Exception):
@@ -89,10 +109,7 @@ def _escalate(
             seen = tx.session.get(IdempotencyKey, (integration.id, idempotency_key))
             if seen is not None:
                 if seen.request_hash != fingerprint:
-                    raise ValidationFailed(
-                        "This Idempotency-Key was used with a different request body.",
-                        code="idempotency_key_reused",
-                    )
+                    raise _key_reused()
                 raise _Replay(seen.response)
         conversation = _conversation_for(tx, integration, bundle, secret)
         handoff = open_handoff(tx, conversation, bundle, actor_kind="integration", actor_id=integration.id)
@@ -129,16 +146,18 @@ def _conversation_for(tx: Tx, integration: IntegrationPrincipal, bundle: dict[st
             secret=secret,
         )
         for turn in bundle.get("transcript") or []:
-            conversation = next_seq(tx, conversation.id)
+            state = next_seq(tx, conversation.id)
+            names = {"customer": state.customer_name, "ai": AI_NAME}
             append_message(
                 tx,
-                conversation,
+                state,
                 kind=ROLE_TO_KIND[turn["role"]],
                 text=turn["text"],
-                author_name=None if turn["role"] != "ai" else "Assistant",
+                author_name=names.get(turn["role"]),
                 at=_parse_at(turn.get("at")),
                 imported=True,
             )
+        tx.session.refresh(conversation)  # its last_seq moved on in SQL
         return conversation
     existing = tx.session.get(Conversation, conversation_id, with_for_update=not tx.db.is_sqlite)
     if existing is None or existing.integration_id != integration.id:

@@ -30,6 +30,11 @@ class Bus(ABC):
     def healthy(self) -> bool:
         return True
 
+    @property
+    def remote(self) -> bool:
+        """Whether there are other processes to tell (an in-process bus has none)."""
+        return True
+
 
 def make_bus(redis_url: str | None, namespace: str) -> Bus:
     if redis_url:

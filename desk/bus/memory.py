@@ -6,6 +6,10 @@ from desk.bus import Bus, BusMessage, Handler
 
 
 class MemoryBus(Bus):
+    @property
+    def remote(self) -> bool:
+        return False
+
     async def start(self, handler: Handler) -> None:
         pass
 

@@ -1,10 +1,11 @@
 """The event pump: one per process, it reads new event rows in id order and hands each to the local subscribers
 that may receive it (staff sockets, customer sockets, long-polls, webhook delivery).
 
-Delivery is driven by pokes (after a local commit, or from the bus) and, as a safety net, by a periodic poll, so a
-lost bus message delays an event by at most POLL_S. Reading rows once per process instead of once per socket keeps
-the database load independent of the number of sockets. A subscriber whose queue overflows is marked lagged and
-resynchronises from the database itself.
+Events committed in this process, or received whole from the bus, are dispatched at once when they continue the
+cursor without a gap; anything else (a gap, a poke) makes the pump read the rows after its cursor from the
+database. A periodic poll is the safety net, so a lost bus message delays an event by at most POLL_S. Reading rows
+once per process instead of once per socket keeps the database load independent of the number of sockets. A
+subscriber whose queue overflows is marked lagged and resynchronises from the database itself.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import suppress
+from itertools import pairwise
 from typing import Any
 
 import anyio.to_thread
@@ -57,6 +59,9 @@ class EventPump:
         self._poke = asyncio.Event()
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._draining = False
+        self._waiters = 0
+        self._notify_tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self.cursor = await anyio.to_thread.run_sync(self._last_id)
@@ -70,6 +75,17 @@ class EventPump:
 
     def poke(self) -> None:
         self._poke.set()
+
+    def offer(self, records: list[EventRecord]) -> None:
+        """Newly committed events: dispatched now if they follow the cursor, otherwise read from the database."""
+        fresh = [r for r in records if r.id > self.cursor]
+        if not fresh:
+            return
+        contiguous = all(b.id == a.id + 1 for a, b in pairwise(fresh))
+        if self._draining or fresh[0].id != self.cursor + 1 or not contiguous:
+            self.poke()
+            return
+        self._dispatch(fresh)
 
     def subscribe(self, subscription: Subscription) -> Subscription:
         self._subscriptions.add(subscription)
@@ -85,9 +101,13 @@ class EventPump:
 
     async def wait_changed(self, timeout: float) -> None:  # noqa: ASYNC109
         """Return after the next batch is dispatched, or after `timeout` seconds."""
-        async with self._changed:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
+        self._waiters += 1
+        try:
+            async with self._changed:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout)
+        finally:
+            self._waiters -= 1
 
     def _last_id(self) -> int:
         with self.db.read() as session:
@@ -110,16 +130,32 @@ class EventPump:
                 log.exception("event pump failed to read events")
 
     async def _drain(self) -> None:
-        while True:
-            records = await anyio.to_thread.run_sync(self._fetch, self.cursor)
-            if not records:
-                return
-            for record in records:
-                for subscription in list(self._subscriptions):
-                    if subscription.accepts(record):
-                        subscription.offer(record)
-            self.cursor = records[-1].id
-            async with self._changed:
-                self._changed.notify_all()
-            if len(records) < BATCH:
-                return
+        self._draining = True
+        try:
+            while True:
+                records = [r for r in await anyio.to_thread.run_sync(self._fetch, self.cursor) if r.id > self.cursor]
+                if not records:
+                    return
+                self._dispatch(records)
+                if len(records) < BATCH:
+                    return
+        finally:
+            self._draining = False
+
+    def _dispatch(self, records: list[EventRecord]) -> None:
+        """Hand events to subscribers in id order and move the cursor past them. Never awaits: no interleaving."""
+        subscriptions = list(self._subscriptions)
+        for record in records:
+            for subscription in subscriptions:
+                if subscription.accepts(record):
+                    subscription.offer(record)
+        self.cursor = records[-1].id
+        if self._waiters == 0:
+            return
+        waiters = asyncio.get_running_loop().create_task(self._notify_changed())
+        self._notify_tasks.add(waiters)
+        waiters.add_done_callback(self._notify_tasks.discard)
+
+    async def _notify_changed(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()

@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 EVENTS_LOCK_KEY = 0x6465736B  # "desk"
 
+_LOCK_EVENTS = text("SELECT pg_advisory_xact_lock(:key)")
 _immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("desk_immediate", default=False)
 
 
@@ -80,9 +81,9 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
-    def lock_events(self, session: Session) -> None:
+    def lock_events(self, connection: Connection) -> None:
         if not self.is_sqlite:
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": EVENTS_LOCK_KEY})
+            connection.execute(_LOCK_EVENTS, {"key": EVENTS_LOCK_KEY})
 
     def dispose(self) -> None:
         self.engine.dispose()

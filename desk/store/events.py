@@ -8,10 +8,10 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlmodel import Session, col
+from sqlalchemy import bindparam, func, select
+from sqlmodel import Session
 
-from desk.store.models import Event
+from desk.store.models import Event, table_of
 from desk.store.types import iso
 
 
@@ -30,23 +30,6 @@ class EventRecord:
     queue_scope: bool
     _cache: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
-    @classmethod
-    def from_row(cls, row: Event) -> EventRecord:
-        assert row.id is not None
-        return cls(
-            id=row.id,
-            type=row.type,
-            at=row.at,
-            conversation_id=row.conversation_id,
-            integration_id=row.integration_id,
-            data=row.data,
-            for_staff=row.for_staff,
-            for_integration=row.for_integration,
-            for_customer=row.for_customer,
-            agent_id=row.agent_id,
-            queue_scope=row.queue_scope,
-        )
-
     def public(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -55,6 +38,26 @@ class EventRecord:
             "conversation_id": self.conversation_id,
             "data": self.data,
         }
+
+    def wire(self) -> dict[str, Any]:
+        """For the bus: everything, so other processes can dispatch without reading the row back."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "at": iso(self.at),
+            "conversation_id": self.conversation_id,
+            "integration_id": self.integration_id,
+            "data": self.data,
+            "for_staff": self.for_staff,
+            "for_integration": self.for_integration,
+            "for_customer": self.for_customer,
+            "agent_id": self.agent_id,
+            "queue_scope": self.queue_scope,
+        }
+
+    @classmethod
+    def from_wire(cls, wire: dict[str, Any]) -> EventRecord:
+        return cls(**{**wire, "at": datetime.fromisoformat(wire["at"].replace("Z", "+00:00"))})
 
     @cached_property
     def staff_frame(self) -> str:
@@ -66,21 +69,35 @@ class EventRecord:
         return json.dumps(self.public(), separators=(",", ":"))
 
 
+_EVENTS = table_of(Event)
+_COLUMNS = [c for c in _EVENTS.c if c.name != "_cache"]
+_AFTER = select(*_COLUMNS).where(_EVENTS.c.id > bindparam("after")).order_by(_EVENTS.c.id).limit(bindparam("limit"))
+_FOR_INTEGRATION = (
+    select(*_COLUMNS)
+    .where(
+        _EVENTS.c.integration_id == bindparam("integration_id"),
+        _EVENTS.c.for_integration.is_(True),
+        _EVENTS.c.id > bindparam("after"),
+    )
+    .order_by(_EVENTS.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+def _records(rows: Any) -> list[EventRecord]:
+    return [EventRecord(**row._mapping) for row in rows]
+
+
 def fetch_after(session: Session, after: int, limit: int = 1000) -> list[EventRecord]:
-    rows = session.execute(select(Event).where(col(Event.id) > after).order_by(col(Event.id)).limit(limit)).scalars()
-    return [EventRecord.from_row(row) for row in rows]
+    """Every event after `after`, in id order (Core, not ORM: the event pump calls this per batch)."""
+    return _records(session.connection().execute(_AFTER, {"after": after, "limit": limit}))
 
 
 def fetch_for_integration(session: Session, integration_id: str, after: int, limit: int = 100) -> list[EventRecord]:
-    query = (
-        select(Event)
-        .where(col(Event.integration_id) == integration_id, col(Event.for_integration), col(Event.id) > after)
-        .order_by(col(Event.id))
-        .limit(limit)
-    )
-    return [EventRecord.from_row(row) for row in session.execute(query).scalars()]
+    params = {"integration_id": integration_id, "after": after, "limit": limit}
+    return _records(session.connection().execute(_FOR_INTEGRATION, params))
 
 
 def last_event_id(session: Session) -> int:
-    value = session.execute(select(func.max(Event.id))).scalar()
+    value = session.execute(select(func.max(_EVENTS.c.id))).scalar()
     return int(value or 0)

@@ -5,10 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from desk.store.types import UTCDateTime, utcnow
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for the statements on hot paths that skip the ORM."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table
 
 
 def _json(default: Any = None) -> Any:

@@ -145,9 +145,9 @@ async def abandon(request: Request) -> JSONResponse:
 
 ROUTES = [
     Route("/api/v1/conversations", create_conversation, methods=["POST"]),
-    Route("/api/v1/conversations/{id}", get_conversation, methods=["GET"]),
-    Route("/api/v1/conversations/{id}/messages", post_message, methods=["POST"]),
-    Route("/api/v1/conversations/{id}/abandon", abandon, methods=["POST"]),
+    Route("/api/v1/conversations/{id:hexid}", get_conversation, methods=["GET"]),
+    Route("/api/v1/conversations/{id:hexid}/messages", post_message, methods=["POST"]),
+    Route("/api/v1/conversations/{id:hexid}/abandon", abandon, methods=["POST"]),
     Route("/api/v1/escalations", escalate, methods=["POST"]),
     Route("/api/v1/events", events_feed, methods=["GET"]),
 ]

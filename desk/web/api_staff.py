@@ -140,11 +140,11 @@ async def metrics_summary(request: Request) -> JSONResponse:
 ROUTES = [
     Route("/api/v1/auth/token", token, methods=["POST"]),
     Route("/api/v1/queue", get_queue, methods=["GET"]),
-    Route("/api/v1/conversations/{id}/claim", claim, methods=["POST"]),
-    Route("/api/v1/conversations/{id}/return", return_to_ai, methods=["POST"]),
-    Route("/api/v1/conversations/{id}/resolve", resolve, methods=["POST"]),
-    Route("/api/v1/conversations/{id}/transfer", transfer, methods=["POST"]),
-    Route("/api/v1/conversations/{id}/assign", assign, methods=["POST"]),
+    Route("/api/v1/conversations/{id:hexid}/claim", claim, methods=["POST"]),
+    Route("/api/v1/conversations/{id:hexid}/return", return_to_ai, methods=["POST"]),
+    Route("/api/v1/conversations/{id:hexid}/resolve", resolve, methods=["POST"]),
+    Route("/api/v1/conversations/{id:hexid}/transfer", transfer, methods=["POST"]),
+    Route("/api/v1/conversations/{id:hexid}/assign", assign, methods=["POST"]),
     Route("/api/v1/learning-log", learning_log, methods=["GET"]),
     Route("/api/v1/metrics/summary", metrics_summary, methods=["GET"]),
 ]

@@ -66,8 +66,8 @@ def abilities(me: StaffPrincipal, status: str, assignee_id: str | None) -> dict[
 
 
 def timeline_items(conv: dict[str, Any]) -> list[dict[str, Any]]:
-    """Messages in `seq` order with the internal notes merged in by time."""
-    notes = sorted(conv.get("notes", []), key=lambda n: parse_time(n["at"]) or 0)
+    """Messages in `seq` order with the internal notes (read oldest first) merged in by time."""
+    notes = list(conv.get("notes", []))
     items: list[dict[str, Any]] = []
     for message in conv.get("messages", []):
         at = parse_time(message["at"])

@@ -50,9 +50,10 @@ QUEUE_EVENTS = frozenset(
         "conversation.resolved",
         "conversation.abandoned",
         "control.returned",
+        "conversation.deferred",  # not written yet; a deferral from the queue will take the item out
     }
 )
-STATUS_EVENTS = QUEUE_EVENTS | {"conversation.deferred"}
+STATUS_EVENTS = QUEUE_EVENTS
 BATCH_MAX = 500
 RENDERINGS_KEPT = 32
 MAX_ID_CHARS = 64
@@ -118,10 +119,7 @@ class UiSession:
                 subscription.lagged = False
                 await self.snapshot()
                 continue
-            try:
-                await self.on_batch([item for item in batch if isinstance(item, EventRecord)])
-            except NotFound:
-                await self.snapshot()
+            await self.on_batch([item for item in batch if isinstance(item, EventRecord)])
 
     async def snapshot(self) -> None:
         items, mine = await c.load_queue(self.rt, self.user), await c.load_mine(self.rt, self.user)

@@ -23,6 +23,7 @@ from desk.realtime.pump import Subscription
 from desk.runtime import Runtime
 from desk.store.events import EventRecord, fetch_after
 from desk.web.auth import session_staff
+from desk.web.security import same_origin
 from desk.web.sockets import CLOSE_POLICY, CLOSE_TOO_BIG, FrameTooBig, receive_frame, send_error, send_json
 
 REPLAY_BATCH = 1000
@@ -134,6 +135,9 @@ async def authenticate(ws: WebSocket) -> StaffPrincipal | None:
     token = ws.query_params.get("token")
     if token:
         return await rt.call(staff_for_token, token)
+    # A cookie rides along with any page's socket: only this desk's own pages may use it (no cross-site hijack).
+    if not same_origin(ws, rt.settings.base_url):
+        return None
     return await session_staff(ws)
 
 
