@@ -10,6 +10,7 @@ from sqlmodel import Session, col
 from desk.auth.principals import CustomerPrincipal, IntegrationPrincipal, StaffPrincipal
 from desk.domain import permissions
 from desk.domain.routing import queue_key
+from desk.domain.states import Status
 from desk.errors import NotFound
 from desk.ids import hash_token
 from desk.store.db import Database
@@ -161,3 +162,31 @@ def assignee_of(db: Database, conversation_id: str) -> str | None:
     with db.read() as session:
         conversation = session.get(Conversation, conversation_id)
         return conversation.assignee_id if conversation else None
+
+
+MY_CONVERSATIONS_LIMIT = 100
+
+
+def my_conversations(db: Database, viewer: StaffPrincipal) -> list[dict[str, Any]]:
+    """The conversations the viewer holds now, most recently active first."""
+    with db.read() as session:
+        rows = session.execute(
+            select(Conversation, Customer, Handoff)
+            .join(Customer, Customer.id == Conversation.customer_id)  # type: ignore[arg-type]
+            .outerjoin(Handoff, Handoff.id == Conversation.open_handoff_id)  # type: ignore[arg-type]
+            .where(Conversation.assignee_id == viewer.id, Conversation.status == Status.ASSIGNED)  # type: ignore[arg-type]
+            .order_by(Conversation.updated_at.desc())  # type: ignore[attr-defined]
+            .limit(MY_CONVERSATIONS_LIMIT)
+        ).all()
+    return [
+        {
+            "conversation_id": conversation.id,
+            "status": conversation.status,
+            "customer": {"name": customer.name, "email": customer.email},
+            "summary": handoff.summary if handoff else None,
+            "priority": handoff.priority if handoff else None,
+            "reason": {"code": handoff.reason_code, "confidence": handoff.confidence} if handoff else None,
+            "updated_at": iso(conversation.updated_at),
+        }
+        for conversation, customer, handoff in rows
+    ]

@@ -58,21 +58,29 @@ def create_user(
     return user
 
 
-def login(db: Database, *, email: str, password: str) -> tuple[str, dict[str, Any]]:
-    """Check a password (argon2, slow: call from a worker thread) and issue a staff token."""
+def verify_credentials(db: Database, *, email: str, password: str) -> StaffPrincipal:
+    """Check a password (argon2: slow, call it off the event loop); upgrade its hash if parameters changed."""
     with db.read() as session:
         user = session.exec(select(User).where(User.email == email.strip().lower())).first()
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.active:
         raise Unauthorized("Wrong email or password.", code="invalid_credentials")
+    if needs_rehash(user.password_hash):
+        upgraded = hash_password(password)
+        with transaction(db) as tx:
+            stored = tx.session.get(User, user.id)
+            if stored is not None:
+                stored.password_hash = upgraded
+                tx.session.add(stored)
+    return principal(user)
+
+
+def login(db: Database, *, email: str, password: str) -> tuple[str, dict[str, Any]]:
+    """Check a password and issue a staff bearer token (the API's login)."""
+    user = verify_credentials(db, email=email, password=password)
     token = new_token(STAFF_PREFIX)
     expires = utcnow() + STAFF_TOKEN_TTL
     with transaction(db) as tx:
-        if needs_rehash(user.password_hash):
-            stored = tx.session.get(User, user.id)
-            if stored is not None:
-                stored.password_hash = hash_password(password)
-                tx.session.add(stored)
         tx.session.add(StaffToken(token_hash=hash_token(token), user_id=user.id, expires_at=expires))
         tx.audit("user.login", actor_kind="staff", actor_id=user.id, conversation_id=None)
     return token, {

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from desk.config import Settings
 from desk.runtime import Runtime
-from desk.web import api_conversations, api_staff, openapi, pages, ws_chat, ws_staff
+from desk.web import api_conversations, api_staff, openapi, pages, ui_socket, ws_chat, ws_staff
 from desk.web.errors import EXCEPTION_HANDLERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +46,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[BaseRoute] = ()) ->
         *openapi.ROUTES,
         *ws_chat.ROUTES,
         *ws_staff.ROUTES,
+        *ui_socket.ROUTES,
         *pages.ROUTES,
         Mount("/static", StaticFiles(directory=ROOT / "static", check_dir=False), name="static"),
         *extra_routes,

@@ -11,14 +11,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from desk.actions.reads import assignee_of, queue, read_conversation
+from desk.actions.reads import assignee_of, my_conversations, queue, read_conversation
 from desk.actions.staff import staff_by_id
 from desk.auth.principals import StaffPrincipal
 from desk.domain import permissions
 from desk.domain.states import Status, next_status
 from desk.errors import NotFound
 from desk.runtime import Runtime
-from desk.web.page_reads import my_conversations
 from desk.web.templating import parse_time, render
 
 QUEUE_LIMIT = 200

@@ -34,15 +34,31 @@ async def desk_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
 
 
-async def http_error(_request: Request, exc: Exception) -> Response:
+def _wants_page(request: Request) -> bool:
+    """Pages answer errors as pages; the JSON API in the contract's shape."""
+    return not request.url.path.startswith(("/api/", "/healthz"))
+
+
+def _page(request: Request, status: int, message: str) -> Response:
+    from desk.web.pages import error_page  # pages import this module's helpers: import late, no cycle
+
+    return error_page(request, status, message)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
+    if _wants_page(request):
+        return _page(request, exc.status_code, "There is no such page." if exc.status_code == 404 else str(exc.detail))
     return error_response(exc.status_code, code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "Something went wrong on our side; nothing was changed.")
+    message = "Something went wrong on our side; nothing was changed."
+    if _wants_page(request):
+        return _page(request, 500, message)
+    return error_response(500, "internal_error", message)
 
 
 EXCEPTION_HANDLERS = {DeskError: desk_error, HTTPException: http_error, Exception: server_error}

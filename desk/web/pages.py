@@ -22,7 +22,7 @@ from desk.auth.principals import StaffPrincipal
 from desk.errors import Conflict, DeskError, Forbidden, Unauthorized, ValidationFailed
 from desk.store.shapes import message_json, note_json
 from desk.web import components as c
-from desk.web import forms, ui_socket
+from desk.web import forms
 from desk.web.auth import runtime, session_staff
 from desk.web.security import csrf_ok, csrf_token, page_headers, same_origin, start_session
 from desk.web.templating import render
@@ -125,11 +125,11 @@ async def login(request: Request) -> Response:
     try:
         if len(password) > MAX_PASSWORD_CHARS:
             raise Unauthorized("Wrong email or password.", code="invalid_credentials")
-        _, answer = await runtime(request).call(staff.login, email=email, password=password)
+        user = await runtime(request).call_slow(staff.verify_credentials, email=email, password=password)
     except Unauthorized:
         error = "Wrong email or password."
         return page(request, "login.html", 401, csrf=csrf_token(request), error=error, **context)
-    start_session(request, answer["user"]["id"])
+    start_session(request, user.id)
     return RedirectResponse(target, status_code=303)
 
 
@@ -299,12 +299,11 @@ ROUTES: list[BaseRoute] = [
     Route("/logout", logout, methods=["POST"]),
     Route("/desk", desk_page, methods=["GET"]),
     Route("/desk/queue", queue_fragment, methods=["GET"]),
-    Route("/desk/conversations/{id}", conversation_page, methods=["GET"]),
-    Route("/desk/conversations/{id}/claim", claim, methods=["POST"]),
-    Route("/desk/conversations/{id}/reply", reply, methods=["POST"]),
-    Route("/desk/conversations/{id}/note", note, methods=["POST"]),
-    Route("/desk/conversations/{id}/return", return_to_ai, methods=["POST"]),
-    Route("/desk/conversations/{id}/resolve", resolve, methods=["POST"]),
+    Route("/desk/conversations/{id:hexid}", conversation_page, methods=["GET"]),
+    Route("/desk/conversations/{id:hexid}/claim", claim, methods=["POST"]),
+    Route("/desk/conversations/{id:hexid}/reply", reply, methods=["POST"]),
+    Route("/desk/conversations/{id:hexid}/note", note, methods=["POST"]),
+    Route("/desk/conversations/{id:hexid}/return", return_to_ai, methods=["POST"]),
+    Route("/desk/conversations/{id:hexid}/resolve", resolve, methods=["POST"]),
     Route("/chat/{token}", chat_page, methods=["GET"]),
-    *ui_socket.ROUTES,  # the pages' live socket, /ws/ui
 ]

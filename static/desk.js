@@ -1,0 +1,42 @@
+// The desk's few lines of hand-written JavaScript (no inline scripts: the CSP forbids them).
+// - every htmx request carries the session's CSRF token in a header;
+// - "Insert into reply" buttons put a recommended action's text into the reply box;
+// - a message or note already on the page is not appended twice (it can come both in the answer to the
+//   agent's own form and over the live socket).
+(function () {
+  "use strict";
+
+  var meta = document.querySelector('meta[name="csrf-token"]');
+  var csrfToken = meta ? meta.getAttribute("content") : "";
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["X-CSRF-Token"] = csrfToken;
+  });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target instanceof Element ? event.target.closest("button[data-insert]") : null;
+    if (!button) {
+      return;
+    }
+    var box = document.getElementById(button.getAttribute("data-target") || "");
+    if (!box) {
+      return; // no reply box: the viewer does not hold this conversation
+    }
+    var text = button.getAttribute("data-insert") || "";
+    box.value = box.value.trim() ? box.value.replace(/\s*$/, "\n") + text : text;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  });
+
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var fragment = event.detail.fragment;
+    if (!fragment || !fragment.children) {
+      return;
+    }
+    Array.prototype.slice.call(fragment.children).forEach(function (child) {
+      if (child.id && child.id !== event.detail.target.id && document.getElementById(child.id)) {
+        child.remove();
+      }
+    });
+  });
+})();
