@@ -2,7 +2,7 @@
 #
 # Desk in one image: `docker build -t desk .` then
 #   docker run -p 8000:8000 -v desk-data:/data desk
-# `desk serve` applies migrations before it listens. SQLite and the generated secret live in /data by default;
+# `desk serve` applies migrations before it listens. SQLite lives in /data by default;
 # set DESK_DATABASE_URL (postgresql+psycopg://…) and DESK_REDIS_URL to run several containers as one desk.
 
 # --- front-end dependencies: Node exists only in this stage --------------------------------------------------
@@ -49,8 +49,7 @@ USER desk
 
 ENV DESK_HOST=0.0.0.0 \
     DESK_PORT=8000 \
-    DESK_DATABASE_URL=sqlite:////data/desk.db \
-    DESK_SECRET_FILE=/data/.desk-secret
+    DESK_DATABASE_URL=sqlite:////data/desk.db
 VOLUME ["/data"]
 EXPOSE 8000
 

@@ -48,7 +48,7 @@ def test_ambiguous_message_is_low_confidence() -> None:
     reply = respond("Where is my order? And I want a refund.")
     assert reply.escalation is not None
     assert reply.escalation.reason.code == "low_confidence"
-    assert reply.escalation.skills == ("billing", "shipping")
+    assert reply.escalation.skills == ("billing", "general")
 
 
 def test_unknown_question_escalates_with_zero_confidence() -> None:
@@ -65,7 +65,7 @@ def test_recognised_but_unanswerable_goes_to_billing() -> None:
     assert reply.escalation is not None
     bundle = reply.escalation.bundle()
     assert bundle["reason"]["code"] == "low_confidence"
-    assert bundle["skills"] == ["billing", "shipping"]
+    assert bundle["skills"] == ["billing", "general"]
     assert bundle["classification"]["topics"] == ["billing", "orders"]
 
 
@@ -86,7 +86,7 @@ def test_asking_for_a_person_keeps_the_topic() -> None:
     assert reply.escalation is not None
     assert reply.escalation.reason.code == "user_request"
     assert reply.escalation.classification.intent == "password_reset"
-    assert reply.escalation.skills == ("account",)
+    assert reply.escalation.skills == ("technical",)
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,7 @@ def test_escalation_bundle_is_complete() -> None:
     assert set(bundle["reason"]) == {"code", "detail", "confidence"}
     assert bundle["classification"]["intent"] == "order_tracking"
     assert bundle["classification"]["topics"] == ["orders"]
-    assert bundle["skills"] == ["shipping"]
+    assert bundle["skills"] == ["general"]
     summary = bundle["summary"]
     assert "3 messages about order tracking" in summary
     assert "\u201cHi\u201d" in summary
