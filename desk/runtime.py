@@ -7,9 +7,11 @@ tells the other processes over the bus.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, ParamSpec, TypeVar
 
@@ -26,6 +28,26 @@ from desk.webhooks.delivery import Deliverer
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+_collected: contextvars.ContextVar[list[EventRecord] | None] = contextvars.ContextVar("desk_collected", default=None)
+
+
+@dataclass(frozen=True)
+class _Raised:
+    error: Exception
+
+
+def _collecting(job: Callable[[], T]) -> tuple[T | _Raised, list[EventRecord]]:
+    """Run `job` in a worker thread, collecting the events its commits write (even if it fails afterwards)."""
+    token = _collected.set([])
+    try:
+        try:
+            return job(), _collected.get() or []
+        except Exception as error:
+            return _Raised(error), _collected.get() or []
+    finally:
+        _collected.reset(token)
 
 
 class Runtime:
@@ -72,10 +94,16 @@ class Runtime:
         SQLite takes one writer at a time, so its work goes to one dedicated thread: queueing there is cheaper
         than a convoy of pool threads contending for the write lock and the GIL. PostgreSQL uses the pool.
         """
-        job = partial(fn, self.db, *args, **kwargs)
+        job = partial(_collecting, partial(fn, self.db, *args, **kwargs))
         if self._serial is not None:
-            return await asyncio.get_running_loop().run_in_executor(self._serial, job)
-        return await anyio.to_thread.run_sync(job)
+            result, records = await asyncio.get_running_loop().run_in_executor(self._serial, job)
+        else:
+            result, records = await anyio.to_thread.run_sync(job)
+        if records:
+            self._committed(records)
+        if isinstance(result, _Raised):
+            raise result.error
+        return result
 
     async def call_slow(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Like `call`, for CPU-heavy work (password hashing) that must not hold up the database thread."""
@@ -87,6 +115,10 @@ class Runtime:
         await self.bus.publish({"kind": "transient", "frame": frame})
 
     def _on_commit(self, records: list[EventRecord]) -> None:
+        collected = _collected.get()
+        if collected is not None:  # a `call`: its caller dispatches them when it resumes, one wake-up fewer
+            collected.extend(records)
+            return
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._committed, records)
