@@ -1,7 +1,7 @@
 """Fixtures: fresh databases (SQLite and PostgreSQL), real `desk serve` processes, and a ready desk on them.
 
-`database_url` and `desk` are per test; `module_database_url` and `module_desk` are shared by the tests of a
-module that do not interfere (each makes its own integration, staff and conversations).
+`database_url` and `desk` are per test; `module_database_url`, `module_desk` and `module_live_desk` are shared by
+the tests of a module that do not interfere (each makes its own integration, staff and conversations).
 """
 
 from __future__ import annotations
@@ -40,6 +40,27 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def module_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with support.database(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(("sqlite", "memory"), id="sqlite-memory"),
+        pytest.param(("postgres", "redis"), id="postgres-redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ],
+)
+def module_live_desk(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[support.Desk]:
+    """A desk for socket tests: SQLite with the in-process bus, or PostgreSQL with Redis (production's shape)."""
+    kind, bus = request.param
+    directory = tmp_path_factory.mktemp("live")
+    pool = support.ServerPool(directory)
+    with support.database(kind, directory) as url:
+        try:
+            yield support.Desk(pool(url, redis=bus == "redis"))
+        finally:
+            pool.stop_all()
 
 
 @pytest.fixture

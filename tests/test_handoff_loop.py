@@ -171,6 +171,13 @@ async def test_handoff_loop(database_url: str, server: ServerPool, bus: str) -> 
         assert conversation["status"] == "bot"
         assert_gapless(conversation)
         texts = [m["text"] for m in conversation["messages"]]
+
+        # The customer's live view equals a fresh read: every message once, in order (its own may be only acked).
+        live = [(f["seq"], f["author"]["kind"], f["text"]) for f in customer.messages()]
+        assert [seq for seq, _, _ in live] == sorted({seq for seq, _, _ in live}), f"duplicates or disorder: {live}"
+        stored = [(m["seq"], m["author"]["kind"], m["text"]) for m in conversation["messages"]]
+        assert [m for m in stored if m[1] != "customer"] == [m for m in live if m[1] != "customer"]
+        assert set(live) <= set(stored)
         for text in (
             "Hi, I was charged twice.",
             "Sorry about that, let me look.",

@@ -66,6 +66,30 @@ async def test_customer_on_one_process_and_agent_on_the_other(postgres_url: str,
                 await agent_ws.event("message.created", cid, mentions(text))
             await supervisor_ws.event("message.created", cid, lambda e: "customer on A says 2" in dump(e))
 
+            last_seen = max(f["seq"] for f in customer.frames if f.get("type") in ("message", "ack"))
+
+        # The customer comes back through the other process and resumes where it left off.
+        await post_message(staff, cid, "written while the customer was away")
+        async with b.chat(created["customer_token"]) as customer:
+            mark = customer.mark()
+            await customer.send({"type": "resume", "after_seq": last_seen})
+            await post_message(staff, cid, "welcome back")
+            await customer.message("welcome back")
+            replayed = [(f["seq"], f["text"]) for f in customer.messages(customer.since(mark))]
+        assert replayed == [(last_seen + 1, "written while the customer was away"), (last_seen + 2, "welcome back")]
+
+        # The agent's socket moves to process A and resumes from the last event it saw on B.
+        last_event = max(int(e["id"]) for e in agent_ws.events())
+        async with b.chat(created["customer_token"]) as customer:
+            await customer.say("missed by the agent")
+        async with a.staff_socket(agent.token) as moved:
+            mark = moved.mark()
+            await moved.send({"type": "resume", "after": last_event})
+            await moved.event("message.created", cid, mentions("missed by the agent"))
+            ids = [int(e["id"]) for e in moved.events(moved.since(mark))]
+        assert ids == sorted(set(ids)), ids
+        assert all(i > last_event for i in ids), ids
+
         # Both processes read the same conversation.
         async with b.api(integration.token) as ai_on_b:
             on_a, on_b = await read(ai, cid), await read(ai_on_b, cid)

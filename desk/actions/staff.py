@@ -19,6 +19,7 @@ from desk.store.types import iso, utcnow
 
 STAFF_TOKEN_TTL = timedelta(hours=12)
 MIN_PASSWORD_CHARS = 8
+MAX_CAPACITY = 100
 
 
 def principal(user: User) -> StaffPrincipal:
@@ -30,6 +31,8 @@ def create_user(
 ) -> User:
     if role not in {r.value for r in Role}:
         raise ValidationFailed("Unknown role.", fields={"role": "must be agent, supervisor or admin"})
+    if not 0 <= capacity <= MAX_CAPACITY:
+        raise ValidationFailed("Capacity out of range.", fields={"capacity": f"0 to {MAX_CAPACITY} conversations"})
     if len(password) < MIN_PASSWORD_CHARS:
         raise ValidationFailed("Password too short.", fields={"password": f"at least {MIN_PASSWORD_CHARS} characters"})
     email = email.strip().lower()

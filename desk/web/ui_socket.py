@@ -121,9 +121,16 @@ class UiSession:
                 continue
             await self.on_batch([item for item in batch if isinstance(item, EventRecord)])
 
+    @property
+    def shows_queue(self) -> bool:
+        """The desk page holds the queue and "my conversations"; a conversation page holds neither."""
+        return self.watching is None
+
     async def snapshot(self) -> None:
-        items, mine = await c.load_queue(self.rt, self.user), await c.load_mine(self.rt, self.user)
-        parts = [c.queue_html(items, oob=True), c.mine_html(mine, oob=True)]
+        parts: list[str] = []
+        if self.shows_queue:
+            items, mine = await c.load_queue(self.rt, self.user), await c.load_mine(self.rt, self.user)
+            parts += [c.queue_html(items, oob=True), c.mine_html(mine, oob=True)]
         if self.watching is not None:
             parts += await self.conversation_parts(first=not self.can)
         await self.ws.send_text("".join(parts))
@@ -149,7 +156,7 @@ class UiSession:
             status_changed = status_changed or event.type in STATUS_EVENTS
             appended += self.appended(event)
         parts: list[str] = []
-        if queue_event is not None:
+        if queue_event is not None and self.shows_queue:
             parts.append(await renderings_for(self.rt).get(self.rt, self.user, queue_event))
             parts.append(c.mine_html(await c.load_mine(self.rt, self.user), oob=True))
         # A status change re-renders the whole timeline, which includes whatever was to be appended.

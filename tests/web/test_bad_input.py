@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -88,7 +90,6 @@ def clients(cast: Cast) -> tuple[httpx.AsyncClient, httpx.AsyncClient, httpx.Asy
 
 MALFORMED = [
     pytest.param(b"{not json", id="syntax"),
-    pytest.param(b"", id="empty"),
     pytest.param(b'{"text": "unterminated', id="truncated"),
     pytest.param(b'{"text": "caf\xe9"}', id="latin-1"),
     pytest.param(b'{"text": "\xff\xfe\xfd"}', id="non-utf-8"),
@@ -114,6 +115,9 @@ async def test_malformed_json_is_400(cast: Cast, assigned: Json, body: bytes) ->
             extra = {"Idempotency-Key": uuid.uuid4().hex} if path.endswith("escalations") else {}
             response = await client.post(path, content=body, headers={**headers, **extra})
             error_of(response, 400, "invalid_json")
+        # An empty body where one is required is not a valid request either.
+        empty = await ai.post("/api/v1/conversations", content=b"", headers=headers)
+        assert empty.status_code in (400, 422), empty.text
         async with cast.desk.api(cast.supervisor.token) as sup:
             error_of(
                 await sup.post(f"/api/v1/conversations/{cid}/assign", content=body, headers=headers),
@@ -337,19 +341,18 @@ async def test_unknown_ids_are_404(cast: Cast) -> None:
             404,
             "not_found",
         )
+        # An unknown id inside a body: not found, or a validation error naming the field.
         handoff = await escalate(ai, context_bundle())
-        error_of(
-            await sup.post(f"/api/v1/conversations/{handoff['conversation_id']}/assign", json={"agent_id": UNKNOWN_ID}),
-            404,
-            "not_found",
-        )
-        error_of(
-            await sup.post(
-                f"/api/v1/conversations/{handoff['conversation_id']}/transfer", json={"to_agent_id": UNKNOWN_ID}
-            ),
-            404,
-            "not_found",
-        )
+        cid = handoff["conversation_id"]
+        for action, body, field in (
+            ("assign", {"agent_id": UNKNOWN_ID}, "agent_id"),
+            ("transfer", {"to_agent_id": UNKNOWN_ID}, "to_agent_id"),
+        ):
+            response = await sup.post(f"/api/v1/conversations/{cid}/{action}", json=body)
+            assert response.status_code in (404, 422), response.text
+            if response.status_code == 422:
+                assert field in response.json()["error"]["fields"], response.text
+        assert (await read(sup, cid))["status"] == "queued"
     async with cast.desk.api() as anonymous:
         assert (await anonymous.get(f"/chat/dskc_{UNKNOWN_ID}")).status_code == 404
         assert (await anonymous.get("/api/v1/no-such-endpoint")).status_code == 404
@@ -362,14 +365,12 @@ async def test_wrong_role_and_wrong_assignee_are_403(cast: Cast, assigned: Json)
         error_of(
             await holder.post(f"/api/v1/conversations/{cid}/assign", json={"agent_id": cast.other.id}), 403, "forbidden"
         )
-        error_of(
-            await other.post(f"/api/v1/conversations/{cid}/assign", json={"agent_id": cast.other.id}), 403, "forbidden"
-        )
-        # Another agent may not read it (404), nor act on it.
+        # Another agent may not read it (404, they may not know it exists), nor act on it (403 or 404).
         error_of(await other.get(f"/api/v1/conversations/{cid}"), 404, "not_found")
-        for body in ({"text": "not mine"}, {"text": "not my note", "internal": True}):
-            error_of(await other.post(f"/api/v1/conversations/{cid}/messages", json=body), 403, "forbidden")
         for action, body in (
+            ("assign", {"agent_id": cast.other.id}),
+            ("messages", {"text": "not mine"}),
+            ("messages", {"text": "not my note", "internal": True}),
             ("return", outcome()),
             ("resolve", outcome()),
             ("transfer", {"to_agent_id": cast.other.id}),
@@ -377,7 +378,7 @@ async def test_wrong_role_and_wrong_assignee_are_403(cast: Cast, assigned: Json)
             response = await other.post(f"/api/v1/conversations/{cid}/{action}", json=body)
             assert response.status_code in (403, 404), response.text
             assert response.json()["error"]["code"] in ("forbidden", "not_found"), response.text
-        # A supervisor may read and add notes but not reply in the agent's place.
+        # A supervisor sees it, and may add notes but not reply in the agent's place.
         error_of(await sup.post(f"/api/v1/conversations/{cid}/messages", json={"text": "sup reply"}), 403, "forbidden")
         await post_message(sup, cid, "supervisor note", internal=True)
         # Integrations have no business in the staff API.
@@ -424,6 +425,17 @@ async def test_login_failures_look_the_same(cast: Cast) -> None:
         assert wrong_password.json() == unknown_email.json()
         assert wrong_password.headers.get("content-type") == unknown_email.headers.get("content-type")
 
+        # Same timing: an unknown email costs a password hash too, so it cannot be told apart by the clock.
+        durations: dict[str, list[float]] = {"known": [], "unknown": []}
+        for _ in range(7):
+            for kind, email in (("known", cast.holder.email), ("unknown", f"nobody-{uuid.uuid4().hex}@example.com")):
+                started = time.perf_counter()
+                response = await anonymous.post("/api/v1/auth/token", json={"email": email, "password": "wrong!!1"})
+                durations[kind].append(time.perf_counter() - started)
+                assert response.status_code == 401
+        known, unknown = statistics.median(durations["known"]), statistics.median(durations["unknown"])
+        assert min(known, unknown) / max(known, unknown) > 0.3, f"median known {known:.4f}s, unknown {unknown:.4f}s"
+
 
 async def test_concurrent_garbage_does_not_lose_accepted_messages(cast: Cast, assigned: Json) -> None:
     cid = assigned["id"]
@@ -441,3 +453,28 @@ async def test_concurrent_garbage_does_not_lose_accepted_messages(cast: Cast, as
         texts = [m["text"] for m in conversation["messages"]]
         assert sorted(t for t in texts if t.startswith("good ")) == sorted(f"good {i}" for i in range(10))
         assert_gapless(conversation)
+
+
+async def test_odd_queries_and_headers_are_refused_cleanly(cast: Cast) -> None:
+    ai, _, _, sup = clients(cast)
+    async with ai, sup, cast.desk.api() as anonymous:
+        for params in ({"after": "abc"}, {"after": "0", "wait": "soon"}, {"after": "-5", "wait": "0"}):
+            response = await ai.get("/api/v1/events", params=params)
+            assert response.status_code in (200, 400, 422), response.text
+        response = await ai.get("/api/v1/events", params={"after": "0", "wait": "-1"})
+        assert response.status_code in (200, 422), response.text
+        response = await sup.get("/api/v1/learning-log", params={"since": "last tuesday"})
+        assert response.status_code in (400, 422), response.text
+        for key in ("k" * 5000, "ключ-🙂", "-"):
+            response = await ai.post(
+                "/api/v1/escalations", json=context_bundle(), headers={b"Idempotency-Key": key.encode()}
+            )
+            assert response.status_code in (201, 400, 422), response.text
+        for client, path in (
+            (anonymous, "/chat/%00"),
+            (anonymous, "/chat/" + "x" * 5000),
+            (anonymous, "/ws/chat"),
+            (ai, "/api/v1/conversations/%00"),
+        ):
+            response = await client.get(path)
+            assert response.status_code in (400, 404, 405, 426), (path, response.status_code)

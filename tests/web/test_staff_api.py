@@ -159,3 +159,35 @@ async def test_resolve_records_outcome_and_learning_entry(module_desk: Desk) -> 
 
         future = ok(await sup.get("/api/v1/learning-log", params={"since": "2999-01-01T00:00:00Z"}))["items"]
         assert future == []
+
+
+async def test_supervisors_and_admins_may_act_on_any_conversation(module_desk: Desk) -> None:
+    desk = module_desk
+    integration = desk.integration()
+    agent, other = desk.staff("agent"), desk.staff("agent")
+    supervisor, admin = desk.staff("supervisor"), desk.staff("admin")
+    async with (
+        desk.api(integration.token) as ai,
+        desk.api(agent.token) as staff,
+        desk.api(supervisor.token) as sup,
+        desk.api(admin.token) as adm,
+    ):
+        first = await escalate(ai, context_bundle())
+        await claim(staff, first["conversation_id"])
+        returned = ok(await sup.post(f"/api/v1/conversations/{first['conversation_id']}/return", json=outcome()))
+        assert returned["status"] == "bot"
+        await Feed(ai).wait_for("control.returned", first["conversation_id"])
+
+        second = await escalate(ai, context_bundle())
+        cid = second["conversation_id"]
+        assigned = ok(await adm.post(f"/api/v1/conversations/{cid}/assign", json={"agent_id": other.id}))
+        assert assignee_id(assigned) == other.id
+        assert NOTE_BY_ADMIN not in dump(assigned)
+        await post_message(adm, cid, NOTE_BY_ADMIN, internal=True)
+        assert NOTE_BY_ADMIN in dump(await read(sup, cid))
+        assert NOTE_BY_ADMIN not in dump(await read(ai, cid))
+        resolved = ok(await adm.post(f"/api/v1/conversations/{cid}/resolve", json=outcome()))
+        assert resolved["status"] == "resolved"
+
+
+NOTE_BY_ADMIN = "admin note: watch this account"

@@ -13,8 +13,8 @@ from tests._support import (
 )
 
 
-async def test_resume_replays_missed_events_once_in_order(module_desk: Desk) -> None:
-    desk = module_desk
+async def test_resume_replays_missed_events_once_in_order(module_live_desk: Desk) -> None:
+    desk = module_live_desk
     integration = desk.integration()
     agent = desk.staff("agent")
     async with desk.api(integration.token) as ai, desk.api(agent.token) as staff:
@@ -47,8 +47,8 @@ async def test_resume_replays_missed_events_once_in_order(module_desk: Desk) -> 
     assert [e["conversation_id"] for e in created] == [second["conversation_id"]]
 
 
-async def test_agents_receive_only_what_they_may_see_and_supervisors_everything(module_desk: Desk) -> None:
-    desk = module_desk
+async def test_agents_receive_only_what_they_may_see_and_supervisors_everything(module_live_desk: Desk) -> None:
+    desk = module_live_desk
     integration = desk.integration()
     holder, other = desk.staff("agent"), desk.staff("agent")
     supervisor = desk.staff("supervisor")
@@ -86,8 +86,8 @@ async def test_agents_receive_only_what_they_may_see_and_supervisors_everything(
         assert "private" not in dump(other_ws.frames)
 
 
-async def test_staff_socket_refuses_bad_credentials(module_desk: Desk) -> None:
-    desk = module_desk
+async def test_staff_socket_refuses_bad_credentials(module_live_desk: Desk) -> None:
+    desk = module_live_desk
     integration = desk.integration()
     async with desk.api(integration.token) as ai:
         handoff = await escalate(ai, context_bundle())

@@ -72,7 +72,11 @@ async def open_ui(
         proxy=None,
     ) as ws:
         socket = UiSocket(ws)
-        await socket.until(lambda f: 'id="queue"' in f, "the first snapshot")
+        # The desk page's snapshot holds the queue; a conversation page's, that conversation and no queue (a
+        # conversation the agent may not see is refused, and the socket serves the desk page instead).
+        timeline = f'id="timeline-{conversation_id}"'
+        first = await socket.until(lambda f: timeline in f or 'id="queue"' in f, "the first snapshot")
+        assert not (timeline in first and 'id="queue"' in first), "a conversation page has no queue to update"
         yield socket
 
 
@@ -166,9 +170,10 @@ async def test_an_agent_gets_no_fragments_of_a_conversation_someone_else_holds(m
             await post_message(staff, conversation_id, "private answer")
             await post_message(staff, conversation_id, "private note", internal=True)
 
+            # A later queue change reaches the desk page: everything before it has been dispatched to both sockets.
             sentinel = await escalate(ai, context_bundle())
-            for socket in (watching, at_desk):
-                await socket.until(oob_queue_with(sentinel["conversation_id"]), "the sentinel in the queue")
+            await at_desk.until(oob_queue_with(sentinel["conversation_id"]), "the sentinel in the queue")
+            await watching.settle()
             async with open_ui(other_page, conversation_id) as late:
                 await late.settle()
             for socket in (watching, at_desk, late):

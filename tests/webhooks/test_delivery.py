@@ -1,0 +1,166 @@
+"""Webhooks (CONTRACT.md section 6), received by a small real HTTP server in the test: signed event deliveries,
+retried until a 2xx, in order per conversation; and the AI turn, answered by the test as an AI would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests._support import Desk, Json, claim, context_bundle, create_conversation, escalate, outcome, post_message, read
+
+WEBHOOK_TIMEOUT_S = 30
+
+
+@dataclass
+class Received:
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Json:
+        value = json.loads(self.body)
+        assert isinstance(value, dict)
+        return value
+
+
+@dataclass
+class Receiver:
+    """Records every POST; answers turns with `reply`, and fails the first `fail_first` deliveries with a 503."""
+
+    url: str = ""
+    reply: str = "Hello from the webhook AI"
+    fail_first: int = 0
+    requests: queue.Queue[Received] = field(default_factory=queue.Queue)
+    failed: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def answer(self, received: Received) -> tuple[int, Json]:
+        body = received.json
+        if body.get("type") == "turn":
+            return 200, {"reply": self.reply, "confidence": 0.93, "escalate": None}
+        with self.lock:
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                self.failed.append(received)
+                return 503, {"error": "try again"}
+        return 200, {"ok": True}
+
+    async def next(self, timeout: float = WEBHOOK_TIMEOUT_S) -> Received:
+        return await asyncio.to_thread(self.requests.get, True, timeout)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            received = Received({k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
+            status, body = state.answer(received)
+            state.requests.put(received)
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def assert_signed(received: Received, secret: str) -> None:
+    timestamp = received.headers["desk-timestamp"]
+    assert abs(int(timestamp) - time.time()) < 300, timestamp
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + received.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(received.headers["desk-signature"], f"v1={expected}"), received.headers
+
+
+async def _collect(receiver: Receiver, until: Any, timeout: float = WEBHOOK_TIMEOUT_S) -> list[Received]:
+    seen: list[Received] = []
+    deadline = time.monotonic() + timeout
+    while not any(until(r) for r in seen):
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"the webhook did not receive what was expected; got {[r.json for r in seen]}"
+        try:
+            seen.append(await receiver.next(remaining))
+        except queue.Empty:
+            continue
+    return seen
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_turns_and_signed_deliveries(desk: Desk, receiver: Receiver) -> None:
+    integration = desk.integration(webhook_url=receiver.url)
+    agent = desk.staff("agent")
+    receiver.fail_first = 2
+    async with desk.api(integration.token) as ai, desk.api(agent.token) as staff:
+        created = await create_conversation(ai)
+        cid = created["id"]
+        async with desk.chat(created["customer_token"]) as customer:
+            await customer.say("What are your opening hours?")
+            frame = await customer.message(receiver.reply, timeout=WEBHOOK_TIMEOUT_S)
+            assert frame["author"]["kind"] == "ai"
+
+        def is_delivery_of(received: Received, type: str) -> bool:
+            body = received.json
+            return body.get("type") == type and body.get("conversation_id") == cid
+
+        seen = await _collect(receiver, lambda r: is_delivery_of(r, "message.created") and r not in receiver.failed)
+
+        # The turn: signed, with the message and the history.
+        [turn] = [r for r in seen if r.json.get("type") == "turn"]
+        assert_signed(turn, integration.webhook_secret)
+        assert turn.json["conversation_id"] == cid
+        assert "What are your opening hours?" in json.dumps(turn.json["message"])
+        assert isinstance(turn.json["history"], list)
+
+        # Deliveries: signed, the event as the body, its id in the header; failures retried with the same id.
+        deliveries = [r for r in seen if r.json.get("type") != "turn"]
+        for delivery in deliveries:
+            assert_signed(delivery, integration.webhook_secret)
+            assert delivery.headers["desk-event-id"] == str(delivery.json["id"])
+            assert set(delivery.json) >= {"id", "type", "at", "conversation_id", "data"}
+        ids = [d.headers["desk-event-id"] for d in deliveries]
+        assert ids[0] == ids[1] == ids[2], f"the failed delivery was not retried first: {ids}"
+
+        # Later events follow, in order.
+        conversation = await read(ai, cid)
+        assert conversation["messages"][-1]["text"] == receiver.reply
+        await escalate(ai, context_bundle(conversation_id=cid))
+        await claim(staff, cid)
+        await post_message(staff, cid, "NOTE for staff eyes only", internal=True)
+        ok_return = await staff.post(f"/api/v1/conversations/{cid}/return", json=outcome(note_for_ai="carry on"))
+        assert ok_return.status_code == 200, ok_return.text
+        more = await _collect(receiver, lambda r: is_delivery_of(r, "control.returned"))
+        types = [r.json["type"] for r in more if r.json.get("conversation_id") == cid and r.json["type"] != "turn"]
+        assert types.index("handoff.created") < types.index("handoff.claimed") < types.index("control.returned")
+        event_ids = [int(r.headers["desk-event-id"]) for r in deliveries + more if r.json.get("type") != "turn"]
+        assert event_ids == sorted(event_ids), event_ids
+        assert all("NOTE for staff eyes only" not in r.body.decode() for r in seen + more)
+        returned = next(r for r in more if is_delivery_of(r, "control.returned"))
+        assert "carry on" in json.dumps(returned.json["data"])
