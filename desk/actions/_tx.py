@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 from sqlmodel import Session
 
 from desk.ids import new_id
-from desk.store.db import Database
+from desk.store.db import Database, orm_session
 from desk.store.events import EventRecord
 from desk.store.models import AuditEntry, Event, table_of
 from desk.store.types import utcnow
@@ -34,9 +34,24 @@ _INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order
 
 @dataclass
 class Tx:
-    session: Session
+    """An action's transaction. SQL goes through `connection`; the ORM `session` is opened on first use only,
+    so the per-message hot path pays nothing for it."""
+
+    connection: Connection
     db: Database
     events: list[dict[str, Any]] = field(default_factory=list)
+    _session: Session | None = None
+    _close: ExitStack = field(default_factory=ExitStack)
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = self._close.enter_context(orm_session(self.connection))
+        return self._session
+
+    def flush(self) -> None:
+        if self._session is not None:
+            self._session.flush()
 
     def emit(
         self,
@@ -89,12 +104,12 @@ class Tx:
 @contextmanager
 def transaction(db: Database) -> Iterator[Tx]:
     records: list[EventRecord] = []
-    with db.write() as session:
-        tx = Tx(session=session, db=db)
-        yield tx
+    with db.write_connection() as connection:
+        tx = Tx(connection=connection, db=db)
+        with tx._close:
+            yield tx
+            tx.flush()
         if tx.events:
-            session.flush()
-            connection = session.connection()
             db.lock_events(connection)  # held until commit: event ids become visible in order
             ids = connection.execute(_INSERT_EVENTS, tx.events).scalars().all()
             records = [EventRecord(id=event_id, **event) for event_id, event in zip(ids, tx.events, strict=True)]

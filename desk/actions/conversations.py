@@ -129,9 +129,6 @@ _TAKE_SEQ = (
         select(_CUSTOMERS.c.name).where(_CUSTOMERS.c.id == _CONVERSATIONS.c.customer_id).scalar_subquery(),
     )
 )
-_BY_CLIENT_ID = _MESSAGES.select().where(
-    _MESSAGES.c.conversation_id == bindparam("cid"), _MESSAGES.c.client_id == bindparam("client_id")
-)
 _INSERT_MESSAGE = insert(_MESSAGES)
 
 
@@ -140,8 +137,8 @@ def next_seq(tx: Tx, conversation_id: str) -> SeqState:
 
     One statement, in SQL rather than through the ORM: this is the per-message hot path.
     """
-    tx.session.flush()  # pending ORM changes to the conversation go first
-    row = tx.session.connection().execute(_TAKE_SEQ, {"cid": conversation_id, "now": utcnow()}).first()
+    tx.flush()  # pending ORM changes to the conversation go first
+    row = tx.connection.execute(_TAKE_SEQ, {"cid": conversation_id, "now": utcnow()}).first()
     if row is None:
         raise NotFound("No such conversation.")
     return SeqState(conversation_id, row[0], row[1], row[2], row[3], row[4])
@@ -171,7 +168,7 @@ def append_message(
         client_id=client_id,
         created_at=at or utcnow(),
     )
-    tx.session.connection().execute(_INSERT_MESSAGE, [message.model_dump()])
+    tx.connection.execute(_INSERT_MESSAGE, [message.model_dump()])
     tx.emit(
         "message.created",
         conversation,
@@ -188,13 +185,6 @@ def system_message(tx: Tx, conversation_id: str, text: str) -> Message:
     return append_message(tx, conversation, kind=AuthorKind.SYSTEM, text=text)
 
 
-def _existing(tx: Tx, conversation_id: str, client_id: str | None) -> Message | None:
-    if client_id is None:
-        return None
-    row = tx.session.connection().execute(_BY_CLIENT_ID, {"cid": conversation_id, "client_id": client_id}).first()
-    return None if row is None else Message.model_validate(row._asdict())
-
-
 def post_message(
     db: Database,
     *,
@@ -206,10 +196,10 @@ def post_message(
     """Post as the customer, the AI (integration) or the assignee. A repeated `client_id` returns the first."""
     try:
         return _post_message(db, conversation_id=conversation_id, author=author, text=text, client_id=client_id)
-    except _Duplicate as duplicate:
-        return duplicate.posted
     except IntegrityError:
-        # Two concurrent sends of one client_id: the loser reads the winner's message.
+        # A repeated client_id (a resend, or two concurrent sends): the insert hit the unique index and the whole
+        # transaction, seq included, rolled back. Answer with the message stored the first time. Checking first
+        # instead would cost every message a query for the rare resend.
         with db.read() as session:
             message = session.exec(
                 select(Message).where(Message.conversation_id == conversation_id, Message.client_id == client_id)
@@ -230,9 +220,6 @@ def _post_message(
 ) -> Posted:
     with transaction(db) as tx:
         conversation = next_seq(tx, conversation_id)
-        previous = _existing(tx, conversation_id, client_id)
-        if previous is not None:  # a plain object, not in the session: it outlives the rollback below
-            raise _Duplicate(Posted(previous, conversation.status, conversation.integration_id, created=False))
         if isinstance(author, CustomerPrincipal):
             kind, author_id, name = AuthorKind.CUSTOMER, None, conversation.customer_name
             if conversation.status in CLOSED:
@@ -256,15 +243,10 @@ def _post_message(
 
 def _reopen(tx: Tx, conversation: SeqState) -> SeqState:
     """A customer writing again after the end reopens the conversation with the AI."""
-    tx.session.connection().execute(
+    tx.connection.execute(
         update(_CONVERSATIONS).where(_CONVERSATIONS.c.id == conversation.id).values(status=Status.BOT)
     )
     return replace(conversation, status=Status.BOT.value)
-
-
-class _Duplicate(Exception):
-    def __init__(self, posted: Posted) -> None:
-        self.posted = posted
 
 
 def add_note(

@@ -62,19 +62,25 @@ class Database:
         self.commit_listeners: list[Callable[[list[Any]], None]] = []
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        """One write transaction: committed on success, rolled back on any exception."""
+    def write_connection(self) -> Iterator[Connection]:
+        """One write transaction on a Core connection: committed on success, rolled back on any exception."""
         token = _immediate.set(True)
         lock = self._write_lock
         if lock is not None:
             lock.acquire()
         try:
-            with Session(self.engine, expire_on_commit=False) as session, session.begin():
-                yield session
+            with self.engine.begin() as connection:
+                yield connection
         finally:
             if lock is not None:
                 lock.release()
             _immediate.reset(token)
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """One write transaction through the ORM."""
+        with self.write_connection() as connection, orm_session(connection) as session:
+            yield session
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -87,6 +93,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def orm_session(connection: Connection) -> Iterator[Session]:
+    """An ORM session inside a connection's transaction: it flushes, the connection's owner commits."""
+    session = Session(bind=connection, expire_on_commit=False)
+    try:
+        yield session
+        session.flush()
+    finally:
+        session.close()
 
 
 def make_engine_for_migrations(url: str) -> Engine:

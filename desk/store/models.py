@@ -83,7 +83,6 @@ class Customer(SQLModel, table=True):
 
 class Conversation(SQLModel, table=True):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_status_updated", "status", "updated_at"),)
     id: str = Field(primary_key=True, max_length=32)
     integration_id: str | None = Field(default=None, foreign_key="integrations.id", index=True, max_length=32)
     customer_id: str = Field(foreign_key="customers.id", index=True, max_length=32)

@@ -166,7 +166,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_conversations_assignee_id"), ["assignee_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_conversations_customer_id"), ["customer_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_conversations_integration_id"), ["integration_id"], unique=False)
-        batch_op.create_index("ix_conversations_status_updated", ["status", "updated_at"], unique=False)
 
     op.create_table(
         "handoffs",
@@ -328,7 +327,6 @@ def downgrade() -> None:
 
     op.drop_table("handoffs")
     with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.drop_index("ix_conversations_status_updated")
         batch_op.drop_index(batch_op.f("ix_conversations_integration_id"))
         batch_op.drop_index(batch_op.f("ix_conversations_customer_id"))
         batch_op.drop_index(batch_op.f("ix_conversations_assignee_id"))
