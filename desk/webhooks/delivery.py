@@ -20,7 +20,7 @@ import httpx
 from sqlalchemy import or_, select, update
 from sqlmodel import col
 
-from desk.realtime.pump import EventPump
+from desk.realtime.pump import EventPump, Subscription
 from desk.store.db import Database
 from desk.store.events import EventRecord, fetch_for_integration
 from desk.store.models import Integration
@@ -65,7 +65,7 @@ class Deliverer:
                         self._workers[integration_id] = asyncio.create_task(self._work(integration_id))
             except Exception:
                 log.exception("webhook scan failed")
-            await self.pump.wait_changed(SCAN_S)
+            await asyncio.sleep(SCAN_S)  # new integrations are rare: no need to look on every event
 
     def _with_webhooks(self) -> list[str]:
         with self.db.read() as session:
@@ -121,6 +121,19 @@ class Deliverer:
             return fetch_for_integration(session, integration_id, after, limit=100)
 
     async def _work(self, integration_id: str) -> None:
+        # Woken only by this integration's events, so a busy desk does not cost every integration a query.
+        wake = self.pump.subscribe(
+            Subscription(
+                accepts=lambda e: e.for_integration and e.integration_id == integration_id,
+                accepts_transient=lambda _frame: False,
+            )
+        )
+        try:
+            await self._deliver(integration_id, wake)
+        finally:
+            self.pump.unsubscribe(wake)
+
+    async def _deliver(self, integration_id: str, wake: Subscription) -> None:
         failures = 0
         while True:
             lease = await anyio.to_thread.run_sync(self._lease, integration_id)
@@ -129,7 +142,11 @@ class Deliverer:
             url, secret, cursor = lease
             events = await anyio.to_thread.run_sync(self._pending, integration_id, cursor)
             if not events:
-                await self.pump.wait_changed(LEASE_S / 3)
+                with suppress(TimeoutError):  # renew the lease now and then, even when idle
+                    await asyncio.wait_for(wake.queue.get(), LEASE_S / 3)
+                while not wake.queue.empty():
+                    wake.queue.get_nowait()
+                wake.lagged = False
                 continue
             for event in events:
                 if await self._send(url, secret, event):
