@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 import httpx
@@ -26,7 +26,7 @@ from desk.store.db import Database
 from desk.store.events import EventRecord
 from desk.webhooks.delivery import Deliverer
 
-P = ParamSpec("P")
+POSTGRES_THREADS = 4
 T = TypeVar("T")
 
 
@@ -66,7 +66,7 @@ class Runtime:
             timeout_s=settings.turn_timeout_s,
         )
         self.deliverer = Deliverer(self.db, self.http, self.pump)
-        self._serial = ThreadPoolExecutor(1, thread_name_prefix="desk-sqlite") if self.db.is_sqlite else None
+        self._serial = ThreadPoolExecutor(1 if self.db.is_sqlite else POSTGRES_THREADS, thread_name_prefix="desk-db")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -84,21 +84,18 @@ class Runtime:
         await self.pump.stop()
         await self.http.aclose()
         self.db.commit_listeners.remove(self._on_commit)
-        if self._serial is not None:
-            self._serial.shutdown(wait=True)
+        self._serial.shutdown(wait=True)
         self.db.dispose()
 
     async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run a synchronous action (or read) with the database off the event loop.
 
         SQLite takes one writer at a time, so its work goes to one dedicated thread: queueing there is cheaper
-        than a convoy of pool threads contending for the write lock and the GIL. PostgreSQL uses the pool.
+        than a convoy of pool threads contending for the write lock and the GIL. PostgreSQL gets a few threads,
+        enough to overlap round trips to the server without the GIL thrashing between dozens.
         """
         job = partial(_collecting, partial(fn, self.db, *args, **kwargs))
-        if self._serial is not None:
-            result, records = await asyncio.get_running_loop().run_in_executor(self._serial, job)
-        else:
-            result, records = await anyio.to_thread.run_sync(job)
+        result, records = await asyncio.get_running_loop().run_in_executor(self._serial, job)
         if records:
             self._committed(records)
         if isinstance(result, _Raised):

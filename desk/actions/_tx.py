@@ -7,13 +7,13 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from desk.ids import new_id
 from desk.store.db import Database, orm_session
-from desk.store.events import EventRecord
-from desk.store.models import AuditEntry, Event, table_of
+from desk.store.events import EventRecord, insert_events
+from desk.store.models import AuditEntry
 from desk.store.types import utcnow
 
 
@@ -26,10 +26,6 @@ class ConversationLike(Protocol):
     def integration_id(self) -> str | None: ...
     @property
     def assignee_id(self) -> str | None: ...
-
-
-_EVENTS = table_of(Event)
-_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
 
 
 @dataclass
@@ -110,8 +106,7 @@ def transaction(db: Database) -> Iterator[Tx]:
             yield tx
             tx.flush()
         if tx.events:
-            db.lock_events(connection)  # held until commit: event ids become visible in order
-            ids = connection.execute(_INSERT_EVENTS, tx.events).scalars().all()
+            ids = insert_events(connection, tx.events, lock_key=db.events_lock_key)
             records = [EventRecord(id=event_id, **event) for event_id, event in zip(ids, tx.events, strict=True)]
     if records:
         for listener in list(db.commit_listeners):

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session
@@ -23,7 +23,6 @@ from sqlmodel import Session
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 EVENTS_LOCK_KEY = 0x6465736B  # "desk"
 
-_LOCK_EVENTS = text("SELECT pg_advisory_xact_lock(:key)")
 _immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("desk_immediate", default=False)
 
 
@@ -56,7 +55,7 @@ class Database:
         elif ":memory:" in url:
             raise ValueError("in-memory databases are not supported")
         else:
-            self.engine = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+            self.engine = create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=False)
         self._write_lock = threading.Lock() if self.is_sqlite else None
         # Called (from the writing thread) with the event records of each commit that wrote some.
         self.commit_listeners: list[Callable[[list[Any]], None]] = []
@@ -87,9 +86,10 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
-    def lock_events(self, connection: Connection) -> None:
-        if not self.is_sqlite:
-            connection.execute(_LOCK_EVENTS, {"key": EVENTS_LOCK_KEY})
+    @property
+    def events_lock_key(self) -> int | None:
+        """The advisory lock that orders event ids (PostgreSQL); SQLite's writes are serial already."""
+        return None if self.is_sqlite else EVENTS_LOCK_KEY
 
     def dispose(self) -> None:
         self.engine.dispose()

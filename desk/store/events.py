@@ -8,7 +8,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 from sqlmodel import Session
 
 from desk.store.models import Event, table_of
@@ -82,6 +82,29 @@ _FOR_INTEGRATION = (
     .order_by(_EVENTS.c.id)
     .limit(bindparam("limit"))
 )
+
+
+_INSERT = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+_FIELDS = [c.name for c in _EVENTS.c if c.name != "id"]
+# PostgreSQL, one event (the per-message case): take the events lock and insert in one round trip. The lock is
+# volatile, so the CTE is evaluated (not inlined away) before the row is built.
+_LOCK = select(func.pg_advisory_xact_lock(bindparam("lock_key"))).cte("events_lock")
+_INSERT_ONE_LOCKED = (
+    insert(_EVENTS)
+    .from_select(_FIELDS, select(*[bindparam(f, type_=_EVENTS.c[f].type) for f in _FIELDS]).select_from(_LOCK))
+    .returning(_EVENTS.c.id)
+)
+
+
+def insert_events(connection: Connection, rows: list[dict[str, Any]], *, lock_key: int | None) -> list[int]:
+    """Insert event rows, returning their ids in order. With `lock_key` (PostgreSQL), the transaction first takes
+    the advisory lock that makes ids visible in commit order; it is held until commit."""
+    if lock_key is None:
+        return list(connection.execute(_INSERT, rows).scalars())
+    if len(rows) == 1:
+        return [connection.execute(_INSERT_ONE_LOCKED, {**rows[0], "lock_key": lock_key}).scalar_one()]
+    connection.execute(select(func.pg_advisory_xact_lock(lock_key)))
+    return list(connection.execute(_INSERT, rows).scalars())
 
 
 def _records(rows: Any) -> list[EventRecord]:
