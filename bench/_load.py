@@ -21,6 +21,7 @@ Messages go round robin over the conversations' customer sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -37,6 +38,7 @@ from bench._common import summarize_ms
 MARK = "bench"
 CONNECT_TIMEOUT_S = 15.0
 MAX_ERRORS_KEPT = 20
+QUIET_NS = 1_000_000_000
 
 
 def _log(text: str) -> None:
@@ -57,10 +59,12 @@ class Phase:
     client_ids: dict[str, int] = field(default_factory=dict)
     delivered: int = 0
     duplicates: int = 0
+    out_of_order: int = 0
     foreign: int = 0
     first_due_ns: int = 0
     last_arrival_ns: int = 0
     client_cpu_s: float = 0.0
+    drain_s: float = 0.0
     errors: list[str] = field(default_factory=list)
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -93,17 +97,20 @@ class Target:
     phase: Phase | None = None
     broken: str | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    last_seq: dict[str, int] = field(default_factory=dict)  # per conversation, the highest seq seen by staff
+    last_frame_ns: int = 0  # arrival of the last benchmark message, of any phase
     stray_errors: list[str] = field(default_factory=list)
 
 
-def _message_text(raw: str | bytes, kind: str) -> str | None:
-    """The text of a customer message in a frame received on the staff side, or None for other frames."""
+def _staff_message(raw: str | bytes, kind: str) -> tuple[str, str | None, int | None] | None:
+    """(text, conversation id, seq) of a customer message in a frame received on the staff side (the relay
+    has neither id nor seq), or None for any other frame."""
     frame = json.loads(raw)
     if not isinstance(frame, dict):
         return None
     if kind == "relay":
         text = frame.get("text")
-        return text if isinstance(text, str) else None
+        return (text, None, None) if isinstance(text, str) else None
     if frame.get("type") != "event":
         return None
     event = frame.get("event")
@@ -111,8 +118,15 @@ def _message_text(raw: str | bytes, kind: str) -> str | None:
         return None
     data = event.get("data")
     message = data.get("message") if isinstance(data, dict) else None
-    text = message.get("text") if isinstance(message, dict) else None
-    return text if isinstance(text, str) else None
+    if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+        return None
+    seq = message.get("seq")
+    conversation_id = event.get("conversation_id")
+    return (
+        message["text"],
+        conversation_id if isinstance(conversation_id, str) else None,
+        seq if isinstance(seq, int) else None,
+    )
 
 
 async def _read_staff(target: Target) -> None:
@@ -120,12 +134,19 @@ async def _read_staff(target: Target) -> None:
     try:
         async for raw in target.staff:
             now = time.time_ns()
+            found = _staff_message(raw, target.kind)
+            if found is None or not found[0].startswith(MARK):
+                continue
+            target.last_frame_ns = now
+            text, conversation_id, seq = found
             phase = target.phase
             if phase is None:
                 continue
-            text = _message_text(raw, target.kind)
-            if text is None or not text.startswith(MARK):
-                continue
+            if conversation_id is not None and seq is not None:
+                # Each conversation's messages must reach staff in seq order, each seq once.
+                if seq <= target.last_seq.get(conversation_id, 0):
+                    phase.out_of_order += 1
+                target.last_seq[conversation_id] = max(seq, target.last_seq.get(conversation_id, 0))
             parts = text.split(" ", 4)
             if len(parts) < 4 or parts[1] != phase.tag:
                 phase.foreign += 1  # a late message of an earlier phase
@@ -233,13 +254,27 @@ async def _run_phase(target: Target, rate: float, duration: float, drain_timeout
             due = start + int(i * interval_ns)
             now = time.time_ns()
     if phase.delivered < phase.total and not target.broken:
-        try:
-            await asyncio.wait_for(phase.done.wait(), timeout=drain_timeout)
-        except TimeoutError:
-            phase.error(f"{phase.total - phase.delivered} messages not delivered within {drain_timeout}s")
+        await _drain(target, phase, drain_timeout)
     target.phase = None
     phase.client_cpu_s = time.process_time() - cpu_started
     return phase
+
+
+async def _drain(target: Target, phase: Phase, limit: float) -> None:
+    """Wait for the stragglers: until all have arrived; or, after `limit` seconds, until the server has gone
+    quiet (nothing for a second), so that an overloaded server's backlog does not spill into the next run;
+    and at most 2 * `limit` seconds. Whatever has not arrived by then is lost."""
+    started = time.time_ns()
+    soft, hard = started + int(limit * 1e9), started + int(2 * limit * 1e9)
+    while not phase.done.is_set() and not target.broken:
+        now = time.time_ns()
+        if now >= hard or (now >= soft and now - target.last_frame_ns > QUIET_NS):
+            break
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(phase.done.wait(), timeout=0.1)
+    phase.drain_s = (time.time_ns() - started) / 1e9
+    if phase.delivered < phase.total:
+        phase.error(f"{phase.total - phase.delivered} messages not delivered within {phase.drain_s:.1f} s")
 
 
 def _phase_result(phase: Phase) -> dict[str, Any]:
@@ -255,11 +290,13 @@ def _phase_result(phase: Phase) -> dict[str, Any]:
         "delivered": phase.delivered,
         "lost": phase.total - phase.delivered,
         "duplicates": phase.duplicates,
+        "out_of_seq_order": phase.out_of_order,
         "late_from_earlier_phase": phase.foreign,
         "latency_ms": summarize_ms(latencies),
         "client_send_lag_ms": summarize_ms(phase.send_lag_ns),
         "ack_latency_ms": summarize_ms(acks) if acks else None,
         "client_cpu_s": round(phase.client_cpu_s, 2),
+        "drain_s": round(phase.drain_s, 2),
         "errors": phase.errors,
     }
 
@@ -291,9 +328,7 @@ async def run(config: dict[str, Any]) -> dict[str, Any]:
     warmup: dict[str, Any] = {}
     if float(config.get("warmup", 0)) > 0:
         for target in targets:
-            phase = await _run_phase(
-                target, float(config["warmup_rate"]), float(config["warmup"]), drain_timeout
-            )
+            phase = await _run_phase(target, float(config["warmup_rate"]), float(config["warmup"]), drain_timeout)
             warmup[target.name] = _phase_result(phase)
             _log(f"[{label}] warm-up {target.name}: {_fmt(warmup[target.name])}")
             await asyncio.sleep(settle)

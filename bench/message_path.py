@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import resource
 import secrets
 import shutil
 import subprocess
@@ -79,15 +80,6 @@ class Server:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
 
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time the server process has used so far (Linux), or None."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
-
 
 @contextlib.contextmanager
 def _server(name: str, argv: list[str], env: dict[str, str], port: int, workdir: Path) -> Iterator[Server]:
@@ -115,8 +107,7 @@ def _wait_healthy(server: Server) -> None:
         while time.monotonic() < deadline:
             if server.proc.poll() is not None:
                 raise BenchError(
-                    f"{server.name} exited with code {server.proc.returncode} while starting:\n"
-                    f"{server.log_tail()}"
+                    f"{server.name} exited with code {server.proc.returncode} while starting:\n{server.log_tail()}"
                 )
             try:
                 response = client.get(f"{server.http}/healthz")
@@ -126,9 +117,7 @@ def _wait_healthy(server: Server) -> None:
             except httpx.HTTPError as exc:
                 last_error = repr(exc)
             time.sleep(0.2)
-    raise BenchError(
-        f"{server.name} not healthy after {STARTUP_TIMEOUT_S:.0f}s ({last_error}):\n{server.log_tail()}"
-    )
+    raise BenchError(f"{server.name} not healthy after {STARTUP_TIMEOUT_S:.0f}s ({last_error}):\n{server.log_tail()}")
 
 
 def _bin(name: str) -> str:
@@ -149,9 +138,7 @@ def relay_server(workdir: Path) -> Iterator[Server]:
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")])
     )
-    with _server(
-        "relay", [sys.executable, "-m", "bench._relay", "--port", str(port)], env, port, workdir
-    ) as srv:
+    with _server("relay", [sys.executable, "-m", "bench._relay", "--port", str(port)], env, port, workdir) as srv:
         yield srv
 
 
@@ -303,9 +290,7 @@ def setup_desk(server: Server, env: dict[str, str], workdir: Path, conversations
                 f"POST /api/v1/conversations/{conversation_id}/claim",
             )
             if claimed.get("status") != "assigned":
-                raise BenchError(
-                    f"claim left conversation {conversation_id} in status {claimed.get('status')!r}"
-                )
+                raise BenchError(f"claim left conversation {conversation_id} in status {claimed.get('status')!r}")
             token = urllib.parse.quote(created["customer_token"], safe="")
             chat_urls.append(f"{server.ws}/ws/chat?token={token}")
     staff_url = f"{server.ws}/ws/staff?token={urllib.parse.quote(staff_token, safe='')}"
@@ -341,10 +326,9 @@ def run_load(config: dict[str, Any], timeout: float) -> dict[str, Any]:
 
 
 def _load_timeout(args: argparse.Namespace, targets: int) -> float:
-    per_phase = float(args.duration) + float(args.drain_timeout) + 1.0
-    return 60.0 + targets * (
-        len(args.rates) * per_phase + float(args.warmup) + float(args.drain_timeout) + 1.0
-    )
+    # Each run: its duration, the drain, and as long again to let an overloaded server finish its backlog.
+    per_phase = float(args.duration) + 2 * float(args.drain_timeout) + 1.0
+    return 60.0 + targets * (len(args.rates) + 1) * per_phase
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -353,11 +337,23 @@ def _load_timeout(args: argparse.Namespace, targets: int) -> float:
 
 def _verdict(desk: dict[str, Any]) -> bool:
     lat = desk["latency_ms"]
-    return bool(desk["lost"] == 0 and lat["p50"] <= TARGET_P50_MS and lat["p99"] <= TARGET_P99_MS)
+    exact = desk["lost"] == 0 and desk["duplicates"] == 0 and desk["out_of_seq_order"] == 0
+    return bool(exact and lat["p50"] <= TARGET_P50_MS and lat["p99"] <= TARGET_P99_MS)
 
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b > 0 and not math.isnan(a) and not math.isnan(b) else math.nan
+
+
+def _ms(stats: dict[str, float] | None, key: str) -> str:
+    return "-" if stats is None or math.isnan(stats[key]) else f"{stats[key]:.2f}"
+
+
+def _times(ratio: float) -> str:
+    """A ratio in six characters: 7.3x, 1208x."""
+    if math.isnan(ratio):
+        return f"{'-':>6}"
+    return f"{ratio:>5.1f}x" if ratio < 100 else f"{ratio:>5.0f}x"
 
 
 def render_table(title: str, rows: list[dict[str, Any]], has_desk: bool) -> str:
@@ -384,7 +380,7 @@ def render_table(title: str, rows: list[dict[str, Any]], has_desk: bool) -> str:
         if has_desk:
             d, r = row["desk"]["latency_ms"], row["relay"]["latency_ms"]
             verdict = "pass" if _verdict(row["desk"]) else "FAIL"
-            line += f"| {_ratio(d['p50'], r['p50']):>5.1f}x {_ratio(d['p99'], r['p99']):>5.1f}x | {verdict}"
+            line += f"| {_times(_ratio(d['p50'], r['p50']))} {_times(_ratio(d['p99'], r['p99']))} | {verdict}"
         lines.append(line.rstrip())
     if has_desk:
         at_target = [row for row in rows if row["offered_rate"] == TARGET_RATE]
@@ -407,6 +403,18 @@ def render_table(title: str, rows: list[dict[str, Any]], has_desk: bool) -> str:
                     f"{lag['p99']:.1f} ms, max {lag['max']:.1f} ms); that lag is inside the latency above"
                 )
             notes.extend(f"  {path} at {row['offered_rate']:.0f}/s: {e}" for e in r["errors"][:3])
+            if r["duplicates"] or r["out_of_seq_order"]:
+                notes.append(
+                    f"  {path} at {row['offered_rate']:.0f}/s: {r['duplicates']} duplicates and "
+                    f"{r['out_of_seq_order']} messages out of seq order reached the staff socket"
+                )
+    if has_desk:
+        acks = ", ".join(
+            f"{row['offered_rate']:.0f}/s {_ms(row['desk']['ack_latency_ms'], 'p50')}"
+            f"/{_ms(row['desk']['ack_latency_ms'], 'p99')}"
+            for row in rows
+        )
+        lines.append(f"Desk ack to the customer (message stored), p50/p99 ms: {acks}")
     if notes:
         lines.append("notes:")
         lines.extend(notes)
@@ -440,9 +448,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[250.0, 500.0, 1000.0],
         help="msg/s, comma-separated (default 250,500,1000)",
     )
-    parser.add_argument(
-        "--duration", type=float, default=10.0, help="seconds measured per rate and path (default 10)"
-    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per rate and path (default 10)")
     parser.add_argument(
         "--conversations",
         type=int,
@@ -455,8 +461,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-timeout",
         type=float,
-        default=10.0,
-        help="seconds to wait for stragglers after the last send (default 10)",
+        default=5.0,
+        help="seconds to wait for stragglers after the last send, twice as long while they still arrive; "
+        "later ones count as lost (default 5)",
     )
     parser.add_argument(
         "--relay-only",
@@ -485,6 +492,27 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs since boot (Linux), or None."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def machine_busy(seconds: float = 1.0) -> float | None:
+    """The share of the machine's CPU that was busy over the next `seconds` (before the benchmark starts
+    anything), or None where /proc/stat is missing."""
+    before = _cpu_times()
+    time.sleep(seconds)
+    after = _cpu_times()
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
 def _machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
@@ -508,10 +536,17 @@ def main(argv: list[str] | None = None) -> int:
         "the client is a separate process."
     )
     print(header, flush=True)
+    busy = machine_busy()
+    if busy is not None and busy > 0.15:
+        print(
+            f"WARNING: {busy:.0%} of the CPU was busy before the benchmark started (other processes); "
+            "the figures will be noisy.",
+            flush=True,
+        )
     report: dict[str, Any] = {
         "benchmark": "message_path",
         "started_at": datetime.now(UTC).isoformat(),
-        "machine": _machine(),
+        "machine": {**_machine(), "busy_before_start": busy},
         "options": {
             "db": args.db,
             "rates": args.rates,
@@ -524,7 +559,6 @@ def main(argv: list[str] | None = None) -> int:
         "databases": {},
     }
     failures: list[str] = []
-    tables: list[str] = []
     with tempfile.TemporaryDirectory(prefix="desk-bench-") as tmp:
         workdir = Path(tmp)
         with relay_server(workdir) as relay:
@@ -550,8 +584,16 @@ def main(argv: list[str] | None = None) -> int:
                         _log(f"--- {name} log (last lines) ---\n{tail}")
                 title = {"sqlite": "SQLite", "postgres": "PostgreSQL", "none": "bare relay only"}[db]
                 table = render_table(f"\n== {title} ==", result["rates"], has_desk=db != "none")
-                tables.append(table)
                 print(table, flush=True)
+                cpu = result.get("cpu_s", {})
+                print("CPU seconds used: " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()), flush=True)
+                other = cpu.get("other processes", 0.0)
+                if other > 0.05 * result.get("wall_s", 0.0) * cpus:
+                    print(
+                        f"WARNING: other processes used {other:.1f} CPU-seconds during these "
+                        f"{result['wall_s']:.0f} s; the figures are disturbed.",
+                        flush=True,
+                    )
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     report["errors"] = failures
     if not args.no_save:
@@ -592,18 +634,12 @@ def _run_database(
         setup = setup_desk(desk, env, deskdir, args.conversations)
         took = time.monotonic() - setup_started
         _log(f"[{db}] {args.conversations} conversations created, escalated and claimed in {took:.1f} s")
-        targets.append(
-            {"name": "desk", "kind": "desk", "staff_url": setup.staff_url, "chat_urls": setup.chat_urls}
-        )
+        targets.append({"name": "desk", "kind": "desk", "staff_url": setup.staff_url, "chat_urls": setup.chat_urls})
         config = _load_config(args, label, targets)
         result = _measure(config, args, {"relay": relay, "desk": desk})
         if desk.proc.poll() is not None:
-            raise BenchError(
-                f"desk serve exited with code {desk.proc.returncode} during the run:\n{desk.log_tail()}"
-            )
-        result["database_url"] = (
-            database_url.split("@")[-1] if db == "postgres" else "sqlite (temporary file)"
-        )
+            raise BenchError(f"desk serve exited with code {desk.proc.returncode} during the run:\n{desk.log_tail()}")
+        result["database_url"] = database_url.split("@")[-1] if db == "postgres" else "sqlite (temporary file)"
         return result
 
 
@@ -621,17 +657,59 @@ def _load_config(args: argparse.Namespace, label: str, targets: list[dict[str, A
 
 
 def _measure(config: dict[str, Any], args: argparse.Namespace, servers: dict[str, Server]) -> dict[str, Any]:
-    cpu_before = {name: srv.cpu_seconds() for name, srv in servers.items()}
+    before, pg_before = _cpu_snapshot(servers)
+    started = time.monotonic()
     result = run_load(config, _load_timeout(args, len(config["targets"])))
-    cpu_after = {name: srv.cpu_seconds() for name, srv in servers.items()}
-    result["server_cpu_s"] = {
-        name: round(after - before, 2)
-        for name, before in cpu_before.items()
-        if before is not None and (after := cpu_after[name]) is not None
-    }
+    wall = time.monotonic() - started
+    after, pg_after = _cpu_snapshot(servers)
+    cpu = {name: round(after[name] - before[name], 2) for name in before if name in after}
+    postgres = sum(used - pg_before.get(pid, 0.0) for pid, used in pg_after.items())
+    if postgres > 0:
+        cpu["postgres"] = round(postgres, 2)
+    if "machine" in cpu:
+        known = sum(v for k, v in cpu.items() if k != "machine")
+        cpu["other processes"] = round(max(0.0, cpu.pop("machine") - known), 2)
+    result["cpu_s"] = cpu
+    result["wall_s"] = round(wall, 1)
     if result.get("broken"):
         result["server_log_tails"] = {name: srv.log_tail() for name, srv in servers.items()}
     return result
+
+
+def _cpu_snapshot(servers: dict[str, Server]) -> tuple[dict[str, float], dict[int, float]]:
+    """CPU seconds used so far: by the machine (user + system), the load generator (reaped children) and each
+    server; and by each PostgreSQL process. Linux only; what cannot be read is left out."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    snapshot: dict[str, float] = {}
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:4]]
+        snapshot["machine"] = sum(fields) / ticks
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    snapshot["client"] = children.ru_utime + children.ru_stime
+    for name, srv in servers.items():
+        used = _process_cpu(srv.proc.pid)
+        if used is not None:
+            snapshot[name] = used
+    postgres: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = stat.read_text()
+            if text[text.index("(") + 1 : text.rindex(")")] == "postgres":
+                postgres[int(stat.parent.name)] = _stat_cpu(text)
+    return snapshot, postgres
+
+
+def _stat_cpu(text: str) -> float:
+    fields = text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (Linux), or None."""
+    try:
+        return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 if __name__ == "__main__":
