@@ -59,7 +59,7 @@ class Runtime:
         self.pump = EventPump(self.db)
         self.http = httpx.AsyncClient(follow_redirects=False)
         self.turns = TurnDispatcher(
-            self.db,
+            self.call,
             self.http,
             secret=settings.secret_key,
             base_url=settings.base_url,

@@ -10,17 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from desk.domain.routing import PriorityName, ReasonCode
+
 MAX_TEXT = 20_000
-ReasonCode = Literal[
-    "low_confidence",
-    "policy_violation",
-    "missing_data",
-    "system_error",
-    "user_frustration",
-    "user_request",
-    "other",
-]
-PriorityName = Literal["low", "normal", "high", "urgent"]
 Short = Field(default=None, max_length=200)
 
 

@@ -15,7 +15,7 @@ from desk.errors import NotFound
 from desk.ids import hash_token
 from desk.store.db import Database
 from desk.store.models import Conversation, Customer, Handoff, HandoffAgent, Message, Note, User
-from desk.store.shapes import customer_json, handoff_json, message_json, note_json, user_ref
+from desk.store.shapes import customer_json, handoff_json, message_json, note_json, reason_json, user_ref
 from desk.store.types import iso
 
 Viewer = StaffPrincipal | IntegrationPrincipal | CustomerPrincipal
@@ -140,11 +140,7 @@ def queue(db: Database, viewer: StaffPrincipal, *, skill: str | None = None, lim
                 "conversation_id": conversation.id,
                 "handoff_id": handoff.id,
                 "position": position,
-                "reason": {
-                    "code": handoff.reason_code,
-                    "detail": handoff.reason_detail,
-                    "confidence": handoff.confidence,
-                },
+                "reason": reason_json(handoff),
                 "priority": handoff.priority,
                 "skills": handoff.skills,
                 "waiting_since": iso(handoff.created_at),
@@ -185,7 +181,7 @@ def my_conversations(db: Database, viewer: StaffPrincipal) -> list[dict[str, Any
             "customer": {"name": customer.name, "email": customer.email},
             "summary": handoff.summary if handoff else None,
             "priority": handoff.priority if handoff else None,
-            "reason": {"code": handoff.reason_code, "confidence": handoff.confidence} if handoff else None,
+            "reason": reason_json(handoff) if handoff else None,
             "updated_at": iso(conversation.updated_at),
         }
         for conversation, customer, handoff in rows

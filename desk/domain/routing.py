@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Literal
 
 
 class Priority(StrEnum):
@@ -17,7 +18,8 @@ PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Prior
 
 SLA_S = {Priority.URGENT: 120, Priority.HIGH: 300, Priority.NORMAL: 900, Priority.LOW: 3600}
 
-REASON_CODES = (
+# The failure modes a handoff can name (CONTRACT.md section 4), and the priorities, as request bodies spell them.
+ReasonCode = Literal[
     "low_confidence",
     "policy_violation",
     "missing_data",
@@ -25,7 +27,8 @@ REASON_CODES = (
     "user_frustration",
     "user_request",
     "other",
-)
+]
+PriorityName = Literal["low", "normal", "high", "urgent"]
 
 
 def sla_due(priority: str, queued_at: datetime) -> datetime:

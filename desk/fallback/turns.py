@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
 import httpx
 from pydantic import ValidationError
 
@@ -55,9 +55,12 @@ def _target(db: Database, conversation_id: str) -> TurnTarget | None:
     )
 
 
+Call = Callable[..., Awaitable[Any]]  # Runtime.call: runs fn(db, ...) off the event loop
+
+
 class TurnDispatcher:
-    def __init__(self, db: Database, http: httpx.AsyncClient, *, secret: str, base_url: str, timeout_s: float):
-        self.db = db
+    def __init__(self, call: Call, http: httpx.AsyncClient, *, secret: str, base_url: str, timeout_s: float):
+        self.call = call
         self.http = http
         self.secret = secret
         self.base_url = base_url
@@ -90,10 +93,10 @@ class TurnDispatcher:
                 self._locks.pop(conversation_id, None)
 
     async def _run_turn(self, conversation_id: str, message: dict[str, Any]) -> None:
-        target = await anyio.to_thread.run_sync(_target, self.db, conversation_id)
+        target = await self.call(_target, conversation_id)
         if target is None:
             return
-        history = await anyio.to_thread.run_sync(messages_after, self.db, conversation_id, 0, 10_000)
+        history = await self.call(messages_after, conversation_id, 0, 10_000)
         body = json.dumps(
             {
                 "type": "turn",
@@ -123,58 +126,40 @@ class TurnDispatcher:
         await self._act(target, conversation_id, reply)
 
     async def _act(self, target: TurnTarget, conversation_id: str, reply: TurnReply) -> None:
-        try:
-            if reply.reply:
-                await anyio.to_thread.run_sync(
-                    lambda: conversations.post_message(
-                        self.db,
-                        conversation_id=conversation_id,
-                        author=target.integration,
-                        text=reply.reply or "",
-                    )
-                )
-            if reply.escalate is not None:
-                bundle = reply.escalate.model_dump(mode="json", exclude_none=True)
-                bundle["conversation_id"] = conversation_id
-                if bundle.get("reason", {}).get("confidence") is None and reply.confidence is not None:
-                    bundle.setdefault("reason", {})["confidence"] = reply.confidence
-                await anyio.to_thread.run_sync(
-                    lambda: handoffs.escalate(
-                        self.db,
-                        integration=target.integration,
-                        bundle=bundle,
-                        idempotency_key=None,
-                        secret=self.secret,
-                        base_url=self.base_url,
-                    )
-                )
-        except DeskError as exc:
-            # e.g. a human took over while the AI was thinking: its late answer is dropped, never forced in.
-            log.info("AI answer for %s not applied: %s", conversation_id, exc.message)
+        bundle = None
+        if reply.escalate is not None:
+            bundle = reply.escalate.model_dump(mode="json", exclude_none=True)
+            if bundle.get("reason", {}).get("confidence") is None and reply.confidence is not None:
+                bundle.setdefault("reason", {})["confidence"] = reply.confidence
+        await self._answer(target, conversation_id, reply.reply, bundle)
 
     async def _fall_back(self, target: TurnTarget, conversation_id: str, detail: str) -> None:
         log.warning("AI turn failed for %s: %s", conversation_id, detail)
         bundle = {
-            "conversation_id": conversation_id,
             "reason": {"code": "system_error", "detail": detail},
             "priority": "high",
             "summary": f"The AI could not answer ({detail}). The customer is waiting for a reply.",
         }
+        await self._answer(target, conversation_id, FALLBACK_TEXT, bundle)
+
+    async def _answer(
+        self, target: TurnTarget, conversation_id: str, text: str | None, bundle: dict[str, Any] | None
+    ) -> None:
+        """Say `text` as the AI, then, with a bundle, put the conversation in the queue."""
         try:
-            await anyio.to_thread.run_sync(
-                lambda: conversations.post_message(
-                    self.db, conversation_id=conversation_id, author=target.integration, text=FALLBACK_TEXT
+            if text:
+                await self.call(
+                    conversations.post_message, conversation_id=conversation_id, author=target.integration, text=text
                 )
-            )
-            await anyio.to_thread.run_sync(
-                lambda: handoffs.escalate(
-                    self.db,
+            if bundle is not None:
+                await self.call(
+                    handoffs.escalate,
                     integration=target.integration,
-                    bundle=bundle,
+                    bundle={**bundle, "conversation_id": conversation_id},
                     idempotency_key=None,
                     secret=self.secret,
                     base_url=self.base_url,
                 )
-            )
         except DeskError as exc:
-            log.info("fallback for %s not applied: %s", conversation_id, exc.message)
+            # e.g. a human took over while the AI was thinking: its late answer is dropped, never forced in.
+            log.info("AI answer for %s not applied: %s", conversation_id, exc.message)

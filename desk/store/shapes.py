@@ -45,15 +45,15 @@ def user_ref(user: User | None) -> dict[str, Any] | None:
     return None if user is None else {"id": user.id, "name": user.name, "role": user.role}
 
 
+def reason_json(row: Handoff | LearningEntry) -> dict[str, Any]:
+    return {"code": row.reason_code, "detail": row.reason_detail, "confidence": row.confidence}
+
+
 def handoff_json(handoff: Handoff) -> dict[str, Any]:
     return {
         "id": handoff.id,
         "status": handoff.status,
-        "reason": {
-            "code": handoff.reason_code,
-            "detail": handoff.reason_detail,
-            "confidence": handoff.confidence,
-        },
+        "reason": reason_json(handoff),
         "priority": handoff.priority,
         "skills": handoff.skills,
         "summary": handoff.summary,
@@ -77,7 +77,7 @@ def learning_json(entry: LearningEntry) -> dict[str, Any]:
         "handoff_id": entry.handoff_id,
         "conversation_id": entry.conversation_id,
         "finished_as": entry.finished_as,
-        "reason": {"code": entry.reason_code, "detail": entry.reason_detail, "confidence": entry.confidence},
+        "reason": reason_json(entry),
         "priority": entry.priority,
         "skills": entry.skills,
         "summary": entry.summary,

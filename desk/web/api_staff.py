@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -10,6 +12,7 @@ from starlette.routing import Route
 
 from desk.actions import handoffs, learning, metrics, staff
 from desk.actions.reads import queue, read_conversation
+from desk.auth.principals import StaffPrincipal
 from desk.errors import ValidationFailed
 from desk.schemas import AssignBody, LoginBody, OutcomeBody, TransferBody
 from desk.web import auth
@@ -28,73 +31,46 @@ async def get_queue(request: Request) -> JSONResponse:
     return JSONResponse({"items": items})
 
 
-async def _answer(request: Request, conversation_id: str) -> JSONResponse:
-    who = await auth.staff(request)
-    return JSONResponse(await auth.runtime(request).call(read_conversation, conversation_id, who))
+async def _move(request: Request, who: StaffPrincipal, action: Callable[..., None], **arguments: Any) -> JSONResponse:
+    """A state change on a conversation the caller may see (404 otherwise), answered with the conversation."""
+    conversation_id = request.path_params["id"]
+    rt = auth.runtime(request)
+    await rt.call(read_conversation, conversation_id, who)
+    await rt.call(action, conversation_id=conversation_id, by=who, **arguments)
+    return JSONResponse(await rt.call(read_conversation, conversation_id, who))
 
 
 async def claim(request: Request) -> JSONResponse:
     who = await auth.staff(request)
     conversation_id = request.path_params["id"]
+    rt = auth.runtime(request)
     # No visibility pre-check: a conversation someone else holds answers 409 already_assigned, not 404.
-    await auth.runtime(request).call(handoffs.claim, conversation_id=conversation_id, user=who)
-    return await _answer(request, conversation_id)
+    await rt.call(handoffs.claim, conversation_id=conversation_id, user=who)
+    return JSONResponse(await rt.call(read_conversation, conversation_id, who))
 
 
 async def return_to_ai(request: Request) -> JSONResponse:
     who = await auth.staff(request)
     body = await json_body(request, OutcomeBody)
-    conversation_id = request.path_params["id"]
-    rt = auth.runtime(request)
-    await rt.call(read_conversation, conversation_id, who)
-    await rt.call(
-        handoffs.return_to_ai,
-        conversation_id=conversation_id,
-        by=who,
-        outcome=body.outcome.model_dump(mode="json"),
-    )
-    return await _answer(request, conversation_id)
+    return await _move(request, who, handoffs.return_to_ai, outcome=body.outcome.model_dump(mode="json"))
 
 
 async def resolve(request: Request) -> JSONResponse:
     who = await auth.staff(request)
     body = await json_body(request, OutcomeBody)
-    conversation_id = request.path_params["id"]
-    rt = auth.runtime(request)
-    await rt.call(read_conversation, conversation_id, who)
-    await rt.call(
-        handoffs.resolve,
-        conversation_id=conversation_id,
-        by=who,
-        outcome=body.outcome.model_dump(mode="json"),
-    )
-    return await _answer(request, conversation_id)
+    return await _move(request, who, handoffs.resolve, outcome=body.outcome.model_dump(mode="json"))
 
 
 async def transfer(request: Request) -> JSONResponse:
     who = await auth.staff(request)
     body = await json_body(request, TransferBody)
-    conversation_id = request.path_params["id"]
-    rt = auth.runtime(request)
-    await rt.call(read_conversation, conversation_id, who)
-    await rt.call(
-        handoffs.transfer,
-        conversation_id=conversation_id,
-        by=who,
-        to_agent_id=body.to_agent_id,
-        to_skill=body.to_skill,
-    )
-    return await _answer(request, conversation_id)
+    return await _move(request, who, handoffs.transfer, to_agent_id=body.to_agent_id, to_skill=body.to_skill)
 
 
 async def assign(request: Request) -> JSONResponse:
     who = await auth.staff(request)
     body = await json_body(request, AssignBody)
-    conversation_id = request.path_params["id"]
-    rt = auth.runtime(request)
-    await rt.call(read_conversation, conversation_id, who)
-    await rt.call(handoffs.assign, conversation_id=conversation_id, by=who, agent_id=body.agent_id)
-    return await _answer(request, conversation_id)
+    return await _move(request, who, handoffs.assign, agent_id=body.agent_id)
 
 
 def parse_since(raw: str | None) -> datetime | None:

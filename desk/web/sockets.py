@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from desk.config import MAX_WS_FRAME_BYTES
+from desk.realtime.pump import EventPump, Subscription
 from desk.web.bodies import nul_paths
 
 CLOSE_TOO_BIG = 1009
@@ -49,3 +53,37 @@ async def send_error(ws: WebSocket, code: str, message: str) -> None:
 
 async def send_json(ws: WebSocket, frame: dict[str, Any]) -> None:
     await ws.send_text(json.dumps(frame, separators=(",", ":")))
+
+
+class FrameSession(Protocol):
+    async def pump_out(self, subscription: Subscription) -> None: ...
+
+    async def handle(self, frame: dict[str, Any]) -> None: ...
+
+
+async def serve(
+    ws: WebSocket,
+    pump: EventPump,
+    subscription: Subscription,
+    session: FrameSession,
+    greet: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run an accepted JSON socket: the session's sender drains its subscription while client frames are read
+    here; an oversized frame closes with 1009. Always unsubscribes."""
+    sender = asyncio.create_task(session.pump_out(subscription))
+    try:
+        if greet is not None:
+            await greet()
+        while not sender.done():
+            frame = await receive_frame(ws)
+            if frame is not None:
+                await session.handle(frame)
+    except FrameTooBig:
+        await ws.close(code=CLOSE_TOO_BIG)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        pump.unsubscribe(subscription)
+        sender.cancel()
+        with suppress(asyncio.CancelledError, Exception):
+            await sender

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from desk.actions import conversations
 from desk.actions.learning import rate
@@ -28,7 +28,7 @@ from desk.schemas import MAX_TEXT
 from desk.store.events import EventRecord
 from desk.store.shapes import message_json
 from desk.web.bodies import error_fields
-from desk.web.sockets import CLOSE_POLICY, CLOSE_TOO_BIG, FrameTooBig, receive_frame, send_error, send_json
+from desk.web.sockets import CLOSE_POLICY, send_error, send_json, serve
 
 log = logging.getLogger(__name__)
 
@@ -182,24 +182,13 @@ async def chat_socket(ws: WebSocket) -> None:
             accepts_transient=lambda f: f.get("conversation_id") == conversation_id and f.get("to") == "customer",
         )
     )
-    sender = asyncio.create_task(session.pump_out(subscription))
-    try:
+
+    async def greet() -> None:
         status = await rt.call(customer_status, conversation_id)
         async with session.send_lock:
             await send_json(ws, status)
-        while not sender.done():
-            frame = await receive_frame(ws)
-            if frame is not None:
-                await session.handle(frame)
-    except FrameTooBig:
-        await ws.close(code=CLOSE_TOO_BIG)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        rt.pump.unsubscribe(subscription)
-        sender.cancel()
-        with suppress(asyncio.CancelledError, Exception):
-            await sender
+
+    await serve(ws, rt.pump, subscription, session, greet)
 
 
 ROUTES = [WebSocketRoute("/ws/chat", chat_socket)]

@@ -7,12 +7,11 @@ from there; ids at or below the last one sent are skipped, so nothing arrives tw
 from __future__ import annotations
 
 import asyncio
-from contextlib import suppress
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from desk.actions.reads import read_conversation
 from desk.actions.staff import staff_for_token
@@ -24,7 +23,7 @@ from desk.runtime import Runtime
 from desk.store.events import EventRecord, fetch_after
 from desk.web.auth import session_staff
 from desk.web.security import same_origin
-from desk.web.sockets import CLOSE_POLICY, CLOSE_TOO_BIG, FrameTooBig, receive_frame, send_error, send_json
+from desk.web.sockets import CLOSE_POLICY, send_error, send_json, serve
 
 REPLAY_BATCH = 1000
 
@@ -152,21 +151,7 @@ async def staff_socket(ws: WebSocket) -> None:
     subscription = rt.pump.subscribe(
         Subscription(accepts=lambda e: receives(user, e), accepts_transient=lambda f: receives_transient(user, f))
     )
-    sender = asyncio.create_task(session.pump_out(subscription))
-    try:
-        while not sender.done():
-            frame = await receive_frame(ws)
-            if frame is not None:
-                await session.handle(frame)
-    except FrameTooBig:
-        await ws.close(code=CLOSE_TOO_BIG)
-    except WebSocketDisconnect:
-        pass
-    finally:
-        rt.pump.unsubscribe(subscription)
-        sender.cancel()
-        with suppress(asyncio.CancelledError, Exception):
-            await sender
+    await serve(ws, rt.pump, subscription, session)
 
 
 ROUTES = [WebSocketRoute("/ws/staff", staff_socket)]
