@@ -138,9 +138,11 @@ class ChatSession:
             elif kind == "rating":
                 self.hello.set()
                 rating = Rating.model_validate(frame)
-                await self.rt.call(
+                rated = await self.rt.call(
                     rate, conversation_id=self.conversation_id, score=rating.score, comment=rating.comment
                 )
+                if not rated:
+                    await send_error(self.ws, "nothing_to_rate", "Nobody from the team has helped you here yet.")
             else:
                 await send_error(self.ws, "unknown_frame", f"Unknown frame type {kind!r}.")
         except ValidationError as exc:

@@ -214,3 +214,66 @@ async def test_concurrent_writers_get_gapless_unique_seqs(module_live_desk: Desk
             assert by_seq[ack["seq"]] == f"customer {index}"
         for index, answer in enumerate(posted):
             assert by_seq[answer["seq"]] == f"agent {index}"
+
+
+async def test_typing_reaches_the_other_side_only(module_live_desk: Desk) -> None:
+    desk = module_live_desk
+    integration = desk.integration()
+    holder, bystander = desk.staff("agent", name="Tilda Typing"), desk.staff("agent")
+    async with desk.api(integration.token) as ai, desk.api(holder.token) as staff:
+        handoff = await escalate(ai, context_bundle())
+        cid = handoff["conversation_id"]
+        await claim(staff, cid)
+        async with (
+            desk.chat(handoff["customer_token"]) as customer,
+            desk.staff_socket(holder.token) as holder_ws,
+            desk.staff_socket(bystander.token) as bystander_ws,
+        ):
+            await customer.status("assigned")
+            await customer.send({"type": "typing"})
+            seen = await holder_ws.until(lambda f: f.get("type") == "typing", "the customer typing")
+            assert seen["conversation_id"] == cid
+            assert seen["author"]["kind"] == "customer"
+
+            await holder_ws.send({"type": "typing", "conversation_id": cid})
+            typing = await customer.until(lambda f: f.get("type") == "typing", "the agent typing")
+            assert typing["author"] == {"kind": "agent", "name": "Tilda Typing"}
+
+            # A later message is the barrier: everything sent before it has been delivered.
+            await post_message(staff, cid, "after the typing")
+            await customer.message("after the typing")
+            await bystander_ws.send({"type": "typing", "conversation_id": cid})  # not theirs: goes nowhere
+            await holder_ws.event("message.created", cid)
+        assert not [f for f in bystander_ws.frames if f.get("type") == "typing"], "typing leaked to a bystander"
+        assert [f for f in customer.frames if f.get("type") == "typing"] == [typing]
+
+
+async def test_rating_lands_on_the_learning_entry(module_live_desk: Desk) -> None:
+    desk = module_live_desk
+    integration = desk.integration()
+    agent = desk.staff("agent")
+    async with desk.api(integration.token) as ai, desk.api(agent.token) as staff:
+        handoff = await escalate(ai, context_bundle())
+        cid = handoff["conversation_id"]
+        await claim(staff, cid)
+        resolved = await staff.post(f"/api/v1/conversations/{cid}/resolve", json={"outcome": {"resolution": "done"}})
+        assert resolved.status_code == 200, resolved.text
+        async with desk.chat(handoff["customer_token"]) as customer:
+            await customer.status("resolved")
+            await customer.send({"type": "rating", "score": 5, "comment": "quick and kind"})
+            await customer.say("thanks!")  # acked after the rating was handled: a barrier
+        entries = (await staff.get("/api/v1/learning-log")).json()["items"]
+        [entry] = [e for e in entries if e["conversation_id"] == cid]
+        assert entry["csat"] == 5
+        assert entry["outcome"]["csat_comment"] == "quick and kind"
+
+
+async def test_rating_before_any_human_help_is_refused(module_live_desk: Desk) -> None:
+    desk = module_live_desk
+    integration = desk.integration()
+    async with desk.api(integration.token) as ai:
+        created = await create_conversation(ai)
+        async with desk.chat(created["customer_token"]) as customer:
+            await customer.send({"type": "rating", "score": 4})
+            error = await customer.until(lambda f: f.get("type") == "error", "an error frame")
+            assert error["code"] == "nothing_to_rate"
