@@ -110,10 +110,3 @@ def staff_by_id(db: Database, user_id: str) -> StaffPrincipal | None:
     with db.read() as session:
         user = session.get(User, user_id)
     return principal(user) if user is not None and user.active else None
-
-
-def revoke_token(db: Database, token: str) -> None:
-    with transaction(db) as tx:
-        row = tx.session.get(StaffToken, hash_token(token))
-        if row is not None:
-            tx.session.delete(row)
