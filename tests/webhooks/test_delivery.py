@@ -18,7 +18,18 @@ from typing import Any
 
 import pytest
 
-from tests._support import Desk, Json, claim, context_bundle, create_conversation, escalate, outcome, post_message, read
+from tests._support import (
+    Desk,
+    Json,
+    ServerPool,
+    claim,
+    context_bundle,
+    create_conversation,
+    escalate,
+    outcome,
+    post_message,
+    read,
+)
 
 WEBHOOK_TIMEOUT_S = 30
 
@@ -42,6 +53,8 @@ class Receiver:
     url: str = ""
     reply: str = "Hello from the webhook AI"
     fail_first: int = 0
+    turn_answer: tuple[int, bytes] | None = None  # a broken AI: this status and raw body for every turn
+    turn_delay_s: float = 0.0
     requests: queue.Queue[Received] = field(default_factory=queue.Queue)
     failed: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -69,9 +82,13 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             received = Received({k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
-            status, body = state.answer(received)
+            if state.turn_answer is not None and received.json.get("type") == "turn":
+                time.sleep(state.turn_delay_s)  # a slow AI (this handler runs in its own thread)
+                status, payload = state.turn_answer
+            else:
+                status, body = state.answer(received)
+                payload = json.dumps(body).encode()
             state.requests.put(received)
-            payload = json.dumps(body).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
@@ -164,3 +181,37 @@ async def test_turns_and_signed_deliveries(desk: Desk, receiver: Receiver) -> No
         assert all("NOTE for staff eyes only" not in r.body.decode() for r in seen + more)
         returned = next(r for r in more if is_delivery_of(r, "control.returned"))
         assert "carry on" in json.dumps(returned.json["data"])
+
+
+@pytest.mark.parametrize(
+    ("answer", "delay_s", "detail"),
+    [
+        ((500, b'{"error": "boom"}'), 0.0, "answered 500"),
+        ((200, b"this is not json"), 0.0, "malformed"),
+        ((200, b'{"reply": "too late", "confidence": 0.9}'), 3.0, "unreachable"),
+    ],
+    ids=["5xx", "malformed", "timeout"],
+)
+async def test_a_failing_ai_turn_goes_to_a_human(
+    database_url: str, server: ServerPool, receiver: Receiver, answer: tuple[int, bytes], delay_s: float, detail: str
+) -> None:
+    desk = Desk(server(database_url, env={"DESK_TURN_TIMEOUT_S": "1"}))
+    receiver.turn_answer, receiver.turn_delay_s = answer, delay_s
+    integration = desk.integration(webhook_url=receiver.url)
+    agent = desk.staff("agent")
+    async with desk.api(integration.token) as ai, desk.api(agent.token) as staff:
+        created = await create_conversation(ai)
+        async with desk.chat(created["customer_token"]) as customer:
+            await customer.say("Where is my parcel?")
+            apology = await customer.until(
+                lambda f: f.get("type") == "message" and f["author"]["kind"] == "ai", "the desk's apology"
+            )
+            assert "person" in apology["text"]
+            await customer.status("queued")
+        conversation = await read(staff, created["id"])
+        handoff = conversation["handoff"]
+        assert handoff["reason"]["code"] == "system_error"
+        assert detail in handoff["reason"]["detail"]
+        assert handoff["priority"] == "high"
+        assert handoff["transcript"][0]["text"] == "Where is my parcel?"
+        assert "too late" not in [m["text"] for m in conversation["messages"]]
