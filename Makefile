@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements-dev.lock pyproject.toml | cksum | cut -d' ' -f1)
+# Browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo serve test lint bench vendor lock clean
 
@@ -25,6 +28,11 @@ static/vendor/.installed: package-lock.json
 
 vendor: static/vendor/.installed
 
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the browser tests"
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
 demo: install
 	$(BIN)/desk demo
 
@@ -36,7 +44,7 @@ lint: install
 	$(BIN)/ruff format --check desk tests bench migrations
 	$(BIN)/mypy desk tests bench
 
-test: lint
+test: lint $(CHROMIUM)
 	$(BIN)/pytest
 
 bench: install
