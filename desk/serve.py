@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 
 import uvicorn
@@ -9,6 +10,19 @@ from starlette.routing import BaseRoute
 
 from desk.config import MAX_WS_FRAME_BYTES, Settings
 from desk.web.app import create_app
+
+
+class _Server(uvicorn.Server):
+    """Prints the banner once the socket is listening, so the URLs it shows answer at once."""
+
+    def __init__(self, config: uvicorn.Config, banner: str | None) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.banner and not self.should_exit:
+            print(self.banner, flush=True)
 
 
 def serve(settings: Settings, *, extra_routes: Sequence[BaseRoute] = (), banner: str | None = None) -> None:
@@ -24,7 +38,4 @@ def serve(settings: Settings, *, extra_routes: Sequence[BaseRoute] = (), banner:
         proxy_headers=True,
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
-    if banner:
-        print(banner, flush=True)
-    server.run()
+    _Server(config, banner).run()
