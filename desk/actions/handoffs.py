@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from desk.actions._tx import Tx, transaction
@@ -26,12 +26,13 @@ from desk.actions.conversations import (
 from desk.actions.learning import record_learning
 from desk.auth.principals import IntegrationPrincipal, StaffPrincipal
 from desk.domain import permissions
-from desk.domain.routing import PRIORITY_RANK, Priority, sla_due
+from desk.domain.routing import Priority, sla_due
 from desk.domain.states import CLOSED, AuthorKind, Status
 from desk.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from desk.ids import new_id
 from desk.store.db import Database
 from desk.store.models import Conversation, Handoff, HandoffAgent, IdempotencyKey, Message, User
+from desk.store.queue import position_of
 from desk.store.shapes import handoff_json, message_json
 from desk.store.types import utcnow
 
@@ -232,20 +233,8 @@ def _transcript_of(tx: Tx, conversation_id: str) -> list[dict[str, Any]]:
 
 
 def queue_position(tx: Tx, handoff: Handoff) -> int:
-    """1-based place in the queue: how many queued handoffs sort before this one, plus one."""
-    rank = PRIORITY_RANK[Priority(handoff.priority)]
-    ahead_priorities = [p.value for p, r in PRIORITY_RANK.items() if r < rank]
-    same = (Handoff.priority == handoff.priority) & (
-        (Handoff.sla_due_at < handoff.sla_due_at)
-        | ((Handoff.sla_due_at == handoff.sla_due_at) & (Handoff.created_at < handoff.created_at))
-    )
-    ahead = tx.session.execute(
-        select(func.count())
-        .select_from(Handoff)
-        .where(Handoff.status == "queued", Handoff.id != handoff.id)  # type: ignore[arg-type]
-        .where(Handoff.priority.in_(ahead_priorities) | same)  # type: ignore[attr-defined]
-    ).scalar()
-    return int(ahead or 0) + 1
+    tx.flush()
+    return position_of(tx.session, handoff)
 
 
 def _load(tx: Tx, conversation_id: str) -> tuple[Conversation, Handoff | None]:

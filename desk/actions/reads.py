@@ -9,12 +9,12 @@ from sqlmodel import Session, col
 
 from desk.auth.principals import CustomerPrincipal, IntegrationPrincipal, StaffPrincipal
 from desk.domain import permissions
-from desk.domain.routing import queue_key
 from desk.domain.states import Status
 from desk.errors import NotFound
 from desk.ids import hash_token
 from desk.store.db import Database
 from desk.store.models import Conversation, Customer, Handoff, HandoffAgent, Message, Note, User
+from desk.store.queue import position_of, queued
 from desk.store.shapes import customer_json, handoff_json, message_json, note_json, reason_json, user_ref
 from desk.store.types import iso
 
@@ -113,26 +113,17 @@ def customer_status(db: Database, conversation_id: str) -> dict[str, Any]:
 
 
 def _position(session: Session, handoff_id: str) -> int:
-    queued = session.execute(select(Handoff).where(Handoff.status == "queued")).scalars().all()  # type: ignore[arg-type]
-    ordered = sorted(queued, key=lambda h: queue_key(h.priority, h.sla_due_at, h.created_at))
-    for index, handoff in enumerate(ordered, start=1):
-        if handoff.id == handoff_id:
-            return index
-    return 0
+    handoff = session.get(Handoff, handoff_id)
+    return 0 if handoff is None or handoff.status != "queued" else position_of(session, handoff)
 
 
 def queue(db: Database, viewer: StaffPrincipal, *, skill: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
     """Queued conversations, most urgent first (priority, SLA deadline, age)."""
     with db.read() as session:
-        rows = session.execute(
-            select(Handoff, Conversation, Customer)
-            .join(Conversation, Conversation.id == Handoff.conversation_id)  # type: ignore[arg-type]
-            .join(Customer, Customer.id == Conversation.customer_id)  # type: ignore[arg-type]
-            .where(Handoff.status == "queued")  # type: ignore[arg-type]
-        ).all()
-    ordered = sorted(rows, key=lambda r: queue_key(r[0].priority, r[0].sla_due_at, r[0].created_at))
+        # Positions are places in the whole queue, so a skill filter needs every row; without one, only `limit`.
+        rows = queued(session, limit=None if skill is not None else limit)
     items = []
-    for position, (handoff, conversation, customer) in enumerate(ordered, start=1):
+    for position, (handoff, conversation, customer) in enumerate(rows, start=1):
         if skill is not None and skill not in handoff.skills:
             continue
         items.append(

@@ -33,8 +33,3 @@ PriorityName = Literal["low", "normal", "high", "urgent"]
 
 def sla_due(priority: str, queued_at: datetime) -> datetime:
     return queued_at + timedelta(seconds=SLA_S[Priority(priority)])
-
-
-def queue_key(priority: str, sla_due_at: datetime, queued_at: datetime) -> tuple[int, datetime, datetime]:
-    """Most urgent first: priority, then SLA deadline, then age."""
-    return (PRIORITY_RANK[Priority(priority)], sla_due_at, queued_at)

@@ -191,3 +191,21 @@ async def test_supervisors_and_admins_may_act_on_any_conversation(module_desk: D
 
 
 NOTE_BY_ADMIN = "admin note: watch this account"
+
+
+async def test_every_position_agrees_with_the_queue(desk: Desk) -> None:
+    """The escalation's answer, the customer's status frame and the queue listing count places the same way."""
+    integration = desk.integration()
+    agent = desk.staff("agent")
+    async with desk.api(integration.token) as ai, desk.api(agent.token) as staff:
+        answers = [await escalate(ai, context_bundle(priority=p)) for p in ("low", "high", "normal", "high")]
+        items = ok(await staff.get("/api/v1/queue"))["items"]
+        listed = {i["conversation_id"]: i["position"] for i in items}
+        assert sorted(listed.values()) == [1, 2, 3, 4]
+        assert answers[-1]["position"] == listed[answers[-1]["conversation_id"]] == 2
+        for answer in answers:
+            async with desk.chat(answer["customer_token"]) as customer:
+                status = await customer.status("queued")
+                assert status["position"] == listed[answer["conversation_id"]], (status, listed)
+        skilled = ok(await staff.get("/api/v1/queue", params={"skill": "billing"}))["items"]
+        assert [i["position"] for i in skilled] == [i["position"] for i in items if "billing" in i["skills"]]
