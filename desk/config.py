@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 MAX_WS_FRAME_BYTES = 64 * 1024
@@ -20,7 +20,6 @@ class Settings:
     policy_file: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     turn_timeout_s: float = 8.0
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:

@@ -96,6 +96,18 @@ def messages_after(db: Database, conversation_id: str, after_seq: int, limit: in
         )
 
 
+def recent_messages(db: Database, conversation_id: str, limit: int) -> list[Message]:
+    """The last `limit` messages, oldest first (an AI turn's history: not the whole conversation)."""
+    with db.read() as session:
+        rows = session.execute(
+            select(Message)
+            .where(col(Message.conversation_id) == conversation_id)
+            .order_by(col(Message.seq).desc())
+            .limit(limit)
+        ).scalars()
+        return list(reversed(list(rows)))
+
+
 def customer_status(db: Database, conversation_id: str) -> dict[str, Any]:
     """The customer's status frame: status, the agent's name while assigned, the queue position while queued."""
     with db.read() as session:

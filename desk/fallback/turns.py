@@ -18,7 +18,7 @@ import httpx
 from pydantic import ValidationError
 
 from desk.actions import conversations, handoffs
-from desk.actions.reads import messages_after
+from desk.actions.reads import recent_messages
 from desk.auth.principals import IntegrationPrincipal
 from desk.errors import DeskError
 from desk.schemas import TurnReply
@@ -96,13 +96,13 @@ class TurnDispatcher:
         target = await self.call(_target, conversation_id)
         if target is None:
             return
-        history = await self.call(messages_after, conversation_id, 0, 10_000)
+        history = await self.call(recent_messages, conversation_id, HISTORY_MAX)
         body = json.dumps(
             {
                 "type": "turn",
                 "conversation_id": conversation_id,
                 "message": message,
-                "history": [message_json(m) for m in history[-HISTORY_MAX:]],
+                "history": [message_json(m) for m in history],
             },
             separators=(",", ":"),
         ).encode()
