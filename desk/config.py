@@ -20,6 +20,10 @@ class Settings:
     policy_file: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     turn_timeout_s: float = 8.0
+    # Browser origins, besides the desk's own, whose pages may open the staff sockets and post the desk's forms.
+    allowed_origins: tuple[str, ...] = ()
+    # Sites that may embed the customer chat (widget.js frames /chat/...): "*" for any, or a list of origins.
+    widget_origins: tuple[str, ...] = ("*",)
 
     @property
     def base_url(self) -> str:
@@ -39,4 +43,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         policy_file=env.get("DESK_POLICY_FILE") or None,
         max_body_bytes=int(env.get("DESK_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))),
         turn_timeout_s=float(env.get("DESK_TURN_TIMEOUT_S", "8")),
+        allowed_origins=_origins(env.get("DESK_ALLOWED_ORIGINS", "")),
+        widget_origins=_origins(env.get("DESK_WIDGET_ORIGINS", "*")) or ("*",),
     )
+
+
+def _origins(value: str) -> tuple[str, ...]:
+    return tuple(origin.strip().rstrip("/").lower() for origin in value.split(",") if origin.strip())

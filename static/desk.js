@@ -2,9 +2,47 @@
 // - every htmx request carries the session's CSRF token in a header;
 // - "Insert into reply" buttons put a recommended action's text into the reply box;
 // - a message or note already on the page is not appended twice (it can come both in the answer to the
-//   agent's own form and over the live socket).
+//   agent's own form and over the live socket);
+// - `Desk.send(frame)` sends a JSON frame up the page's live socket (typing), when it is open;
+// - an element with `data-expires-ms` (a typing indicator) empties itself after that long.
 (function () {
   "use strict";
+
+  var liveSocket = null;
+  document.addEventListener("htmx:wsOpen", function (event) {
+    liveSocket = event.detail.socketWrapper;
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    liveSocket = null;
+  });
+  window.Desk = {
+    send: function (frame) {
+      if (!liveSocket) {
+        return false;
+      }
+      liveSocket.send(JSON.stringify(frame), document.getElementById("live"));
+      return true;
+    },
+  };
+
+  var expiring = new WeakMap();
+  function armExpiry(root) {
+    var scope = root && root.querySelectorAll ? root : document;
+    var found = Array.prototype.slice.call(scope.querySelectorAll("[data-expires-ms]"));
+    if (scope.matches && scope.matches("[data-expires-ms]")) {
+      found.push(scope);
+    }
+    found.forEach(function (element) {
+      clearTimeout(expiring.get(element));
+      var ms = parseInt(element.getAttribute("data-expires-ms"), 10) || 5000;
+      expiring.set(element, setTimeout(function () {
+        element.textContent = "";
+      }, ms));
+    });
+  }
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    armExpiry(event.detail.target);
+  });
 
   var meta = document.querySelector('meta[name="csrf-token"]');
   var csrfToken = meta ? meta.getAttribute("content") : "";

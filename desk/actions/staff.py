@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import delete
+from sqlmodel import col, select
 
 from desk.actions._tx import transaction
 from desk.auth.passwords import hash_password, needs_rehash, verify_password
 from desk.auth.principals import StaffPrincipal
 from desk.domain.states import Role
-from desk.errors import Conflict, Unauthorized, ValidationFailed
+from desk.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from desk.ids import STAFF_PREFIX, hash_token, new_id, new_token
 from desk.store.db import Database
-from desk.store.models import StaffToken, User
+from desk.store.models import StaffSession, StaffToken, User
 from desk.store.types import iso, utcnow
 
 STAFF_TOKEN_TTL = timedelta(hours=12)
@@ -27,7 +28,15 @@ def principal(user: User) -> StaffPrincipal:
 
 
 def create_user(
-    db: Database, *, email: str, name: str, role: str, password: str, skills: list[str], capacity: int
+    db: Database,
+    *,
+    email: str,
+    name: str,
+    role: str,
+    password: str,
+    skills: list[str],
+    capacity: int,
+    by: StaffPrincipal | None = None,
 ) -> User:
     if role not in {r.value for r in Role}:
         raise ValidationFailed("Unknown role.", fields={"role": "must be agent, supervisor or admin"})
@@ -52,8 +61,8 @@ def create_user(
         tx.session.add(user)
         tx.audit(
             "user.create",
-            actor_kind="operator",
-            actor_id=None,
+            actor_kind="staff" if by else "operator",
+            actor_id=by.id if by else None,
             conversation_id=None,
             user_id=user.id,
             role=role,
@@ -110,3 +119,84 @@ def staff_by_id(db: Database, user_id: str) -> StaffPrincipal | None:
     with db.read() as session:
         user = session.get(User, user_id)
     return principal(user) if user is not None and user.active else None
+
+
+# --- managing staff (admins) ---------------------------------------------------------------------------------------
+
+
+def _require_admin(by: StaffPrincipal) -> None:
+    if by.role != Role.ADMIN:
+        raise Forbidden("Only admins manage staff accounts.")
+
+
+def list_users(db: Database) -> list[User]:
+    with db.read() as session:
+        return list(session.exec(select(User).order_by(col(User.active).desc(), col(User.name), col(User.id))).all())
+
+
+def update_user(
+    db: Database,
+    *,
+    by: StaffPrincipal,
+    user_id: str,
+    name: str | None = None,
+    role: str | None = None,
+    skills: list[str] | None = None,
+    capacity: int | None = None,
+) -> User:
+    _require_admin(by)
+    if role is not None and role not in {r.value for r in Role}:
+        raise ValidationFailed("Unknown role.", fields={"role": "must be agent, supervisor or admin"})
+    if capacity is not None and not 0 <= capacity <= MAX_CAPACITY:
+        raise ValidationFailed("Capacity out of range.", fields={"capacity": f"0 to {MAX_CAPACITY} conversations"})
+    if name is not None and not name.strip():
+        raise ValidationFailed("A name is required.", fields={"name": "must not be empty"})
+    with transaction(db) as tx:
+        user = tx.session.get(User, user_id)
+        if user is None:
+            raise NotFound("No such staff member.")
+        if user.id == by.id and role is not None and role != Role.ADMIN:
+            raise Conflict("You cannot take away your own admin role.", code="own_role")
+        changes: dict[str, Any] = {}
+        for key, value in (("name", name and name.strip()), ("role", role), ("skills", skills), ("capacity", capacity)):
+            if value is not None and getattr(user, key) != value:
+                setattr(user, key, value)
+                changes[key] = value
+        tx.session.add(user)
+        if changes:
+            tx.audit(
+                "user.update", actor_kind="staff", actor_id=by.id, conversation_id=None, user_id=user.id, **changes
+            )
+            # Open pages re-check who this is: a new role changes what their sockets may receive.
+            tx.emit("staff.changed", None, {"user_id": user.id}, staff=False)
+        return user
+
+
+def deactivate_user(db: Database, *, by: StaffPrincipal, user_id: str) -> User:
+    """Sign them out everywhere at once: sessions and bearer tokens go, and their open sockets close."""
+    _require_admin(by)
+    if user_id == by.id:
+        raise Conflict("You cannot deactivate yourself.", code="own_account")
+    with transaction(db) as tx:
+        user = tx.session.get(User, user_id)
+        if user is None:
+            raise NotFound("No such staff member.")
+        user.active = False
+        tx.session.add(user)
+        tx.connection.execute(delete(StaffToken).where(col(StaffToken.user_id) == user_id))
+        tx.connection.execute(delete(StaffSession).where(col(StaffSession.user_id) == user_id))
+        tx.audit("user.deactivate", actor_kind="staff", actor_id=by.id, conversation_id=None, user_id=user_id)
+        tx.emit("staff.signed_out", None, {"user_id": user_id, "session": None, "why": "deactivated"}, staff=False)
+        return user
+
+
+def reactivate_user(db: Database, *, by: StaffPrincipal, user_id: str) -> User:
+    _require_admin(by)
+    with transaction(db) as tx:
+        user = tx.session.get(User, user_id)
+        if user is None:
+            raise NotFound("No such staff member.")
+        user.active = True
+        tx.session.add(user)
+        tx.audit("user.reactivate", actor_kind="staff", actor_id=by.id, conversation_id=None, user_id=user_id)
+        return user

@@ -54,6 +54,28 @@ class StaffToken(SQLModel, table=True):
     created_at: datetime = _when()
 
 
+class StaffSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random id; only its hash is stored, so logging out (deleting the
+    row) makes the cookie worthless wherever it was copied."""
+
+    __tablename__ = "staff_sessions"
+    id_hash: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", index=True, max_length=32)
+    csrf: str = Field(max_length=64)
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+
+
+class CannedReply(SQLModel, table=True):
+    __tablename__ = "canned_replies"
+    id: str = Field(primary_key=True, max_length=32)
+    title: str = Field(max_length=120)
+    body: str
+    created_by: str | None = Field(default=None, foreign_key="users.id", max_length=32)
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
 class Integration(SQLModel, table=True):
     __tablename__ = "integrations"
     id: str = Field(primary_key=True, max_length=32)
@@ -154,6 +176,8 @@ class Handoff(SQLModel, table=True):
     claimed_by: str | None = Field(default=None, foreign_key="users.id", max_length=32)
     finished_at: datetime | None = _when(nullable=True)
     outcome: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    # What the agent did with each recommended action, by its index: "used", "edited" or "ignored".
+    recommendation_usage: dict[str, str] = _json(dict)
 
 
 class HandoffAgent(SQLModel, table=True):
@@ -210,6 +234,7 @@ class LearningEntry(SQLModel, table=True):
     classification: dict[str, Any] = _json(dict)
     recommended_actions: list[dict[str, Any]] = _json(list)
     recommendation_feedback: str | None = Field(default=None, max_length=16)
+    recommendation_usage: dict[str, str] = _json(dict)
     resolution: str | None = None
     note_for_ai: str | None = None
     tags: list[str] = _json(list)

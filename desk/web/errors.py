@@ -40,7 +40,7 @@ def _wants_page(request: Request) -> bool:
 
 
 def _page(request: Request, status: int, message: str) -> Response:
-    from desk.web.pages import error_page  # pages import this module's helpers: import late, no cycle
+    from desk.web.pages._common import error_page  # pages import this module's helpers: import late, no cycle
 
     return error_page(request, status, message)
 

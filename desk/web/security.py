@@ -18,7 +18,7 @@ CSRF_HEADER = "x-csrf-token"
 _CSRF_KEY = "csrf"
 
 
-def content_security_policy(host: str) -> str:
+def content_security_policy(host: str, frame_ancestors: str = "'none'") -> str:
     # No 'unsafe-inline' and no 'unsafe-eval': templates have no inline scripts, handlers or style attributes.
     sockets = f"ws://{host} wss://{host}" if host else "ws: wss:"
     return (
@@ -30,13 +30,14 @@ def content_security_policy(host: str) -> str:
         "object-src 'none'; "
         "base-uri 'none'; "
         "form-action 'self'; "
-        "frame-ancestors 'none'"
+        f"frame-ancestors {frame_ancestors}"
     )
 
 
-def page_headers(conn: HTTPConnection) -> dict[str, str]:
+def page_headers(conn: HTTPConnection, *, frame_ancestors: str = "'none'") -> dict[str, str]:
+    """`frame_ancestors`: who may frame the page ("'none'" for the desk; the customer chat lets widget hosts)."""
     return {
-        "Content-Security-Policy": content_security_policy(conn.headers.get("host", "")),
+        "Content-Security-Policy": content_security_policy(conn.headers.get("host", ""), frame_ancestors),
         "X-Content-Type-Options": "nosniff",
         # Customer chat URLs carry their token: never leak them in a Referer.
         "Referrer-Policy": "no-referrer",
@@ -74,8 +75,9 @@ def csrf_ok(conn: HTTPConnection, form: Mapping[str, str]) -> bool:
     return secrets.compare_digest(expected.encode(), given.encode())
 
 
-def same_origin(conn: HTTPConnection, public_url: str) -> bool:
-    """True when the Origin header is absent (non-browser clients) or names this desk (its Host, or its public URL)."""
+def same_origin(conn: HTTPConnection, public_url: str, allowed: tuple[str, ...] = ()) -> bool:
+    """True when the Origin header is absent (non-browser clients) or is allowed: this desk (its Host, or its
+    public URL) or one of `allowed` (DESK_ALLOWED_ORIGINS)."""
     origin = conn.headers.get("origin")
     if origin is None:
         return True
@@ -83,6 +85,8 @@ def same_origin(conn: HTTPConnection, public_url: str) -> bool:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
     if parts.netloc.lower() == conn.headers.get("host", "").lower():
+        return True
+    if f"{parts.scheme}://{parts.netloc}".lower() in allowed:
         return True
     public = urlsplit(public_url)
     return (parts.scheme, parts.netloc.lower()) == (public.scheme, public.netloc.lower())

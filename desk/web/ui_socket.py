@@ -33,8 +33,9 @@ from desk.errors import NotFound
 from desk.realtime.pump import Subscription
 from desk.runtime import Runtime
 from desk.store.events import EventRecord
-from desk.web import components as c
 from desk.web.auth import session_staff
+from desk.web.components import conversation as c
+from desk.web.components import queue as q
 from desk.web.security import same_origin, session_csrf
 from desk.web.sockets import CLOSE_POLICY, CLOSE_TOO_BIG
 from desk.web.ws_staff import receives
@@ -82,7 +83,7 @@ class QueueRenderings:
 
     @staticmethod
     async def _render(rt: Runtime, viewer: StaffPrincipal) -> str:
-        return c.queue_html(await c.load_queue(rt, viewer), oob=True)
+        return q.queue_html(await q.load_queue(rt, viewer), oob=True)
 
     def _forget_failed(self, event_id: int, future: asyncio.Future[str]) -> None:
         if (future.cancelled() or future.exception() is not None) and self._by_event.get(event_id) is future:
@@ -129,8 +130,8 @@ class UiSession:
     async def snapshot(self) -> None:
         parts: list[str] = []
         if self.shows_queue:
-            items, mine = await c.load_queue(self.rt, self.user), await c.load_mine(self.rt, self.user)
-            parts += [c.queue_html(items, oob=True), c.mine_html(mine, oob=True)]
+            items, mine = await q.load_queue(self.rt, self.user), await q.load_mine(self.rt, self.user)
+            parts += [q.queue_html(items, oob=True), q.mine_html(mine, oob=True)]
         if self.watching is not None:
             parts += await self.conversation_parts(first=not self.can)
         await self.ws.send_text("".join(parts))
@@ -158,7 +159,7 @@ class UiSession:
         parts: list[str] = []
         if queue_event is not None and self.shows_queue:
             parts.append(await renderings_for(self.rt).get(self.rt, self.user, queue_event))
-            parts.append(c.mine_html(await c.load_mine(self.rt, self.user), oob=True))
+            parts.append(q.mine_html(await q.load_mine(self.rt, self.user), oob=True))
         # A status change re-renders the whole timeline, which includes whatever was to be appended.
         parts += await self.conversation_parts() if status_changed else appended
         if parts:
@@ -209,7 +210,7 @@ async def _read_until_closed(ws: WebSocket) -> int | None:
 
 async def ui_socket(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
-    user = await session_staff(ws) if same_origin(ws, rt.settings.base_url) else None
+    user = await session_staff(ws) if same_origin(ws, rt.settings.base_url, rt.settings.allowed_origins) else None
     if user is None:
         await ws.close(code=CLOSE_POLICY)
         return

@@ -135,7 +135,7 @@ async def authenticate(ws: WebSocket) -> StaffPrincipal | None:
     if token:
         return await rt.call(staff_for_token, token)
     # A cookie rides along with any page's socket: only this desk's own pages may use it (no cross-site hijack).
-    if not same_origin(ws, rt.settings.base_url):
+    if not same_origin(ws, rt.settings.base_url, rt.settings.allowed_origins):
         return None
     return await session_staff(ws)
 

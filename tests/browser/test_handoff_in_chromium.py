@@ -4,19 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, expect
 
-from tests._support import PASSWORD, Desk, context_bundle, create_conversation, escalate, post_message
-
-TIMEOUT_MS = 10_000
-
-
-async def sign_in(page: Page, base: str, email: str) -> None:
-    await page.goto(f"{base}/login")
-    await page.fill("#login-email", email)
-    await page.fill("#login-password", PASSWORD)
-    await page.click("button[type=submit]")
-    await expect(page.locator("#queue")).to_be_visible(timeout=TIMEOUT_MS)
+from tests._support import Desk, context_bundle, create_conversation, escalate, post_message
+from tests.browser._support import TIMEOUT_MS, sign_in
 
 
 async def test_customer_and_agent_through_the_whole_loop(desk: Desk, chromium: Browser, artifacts: Path) -> None:

@@ -1,9 +1,4 @@
-"""The desk's components: each is one partial template (`templates/_<name>.html`) with a single root element and a
-stable id, rendered here the same way for its three uses: included by a page, returned alone to an htmx request,
-and pushed over `/ws/ui` with `hx-swap-oob`.
-
-Loading goes through the read actions, which decide what the viewer may see; rendering is pure.
-"""
+"""The conversation workspace's components: status, timeline, composer, forms (see desk.web.components)."""
 
 from __future__ import annotations
 
@@ -11,7 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from desk.actions.reads import assignee_of, my_conversations, queue, read_conversation
+from desk.actions.reads import assignee_of, read_conversation
 from desk.actions.staff import staff_by_id
 from desk.auth.principals import StaffPrincipal
 from desk.domain import permissions
@@ -20,7 +15,6 @@ from desk.errors import NotFound
 from desk.runtime import Runtime
 from desk.web.templating import parse_time, render
 
-QUEUE_LIMIT = 200
 FEEDBACK_CHOICES = ("used", "edited", "ignored", "wrong")
 _MOVES = ("claim", "reply", "note", "return_to_ai", "resolve")
 
@@ -104,24 +98,7 @@ async def load_view_or_outline(rt: Runtime, conversation_id: str, me: StaffPrinc
     return ConversationView(me, conv, dict.fromkeys(_MOVES, False), visible=False, csrf=csrf)
 
 
-async def load_queue(rt: Runtime, me: StaffPrincipal) -> list[dict[str, Any]]:
-    return await rt.call(queue, me, limit=QUEUE_LIMIT)
-
-
-async def load_mine(rt: Runtime, me: StaffPrincipal) -> list[dict[str, Any]]:
-    return await rt.call(my_conversations, me)
-
-
 # --- rendering --------------------------------------------------------------------------------------------------
-
-
-def queue_html(items: list[dict[str, Any]], *, oob: bool = False) -> str:
-    """The same for every viewer (so one rendering can go to every socket)."""
-    return render("_queue.html", items=items, oob=oob)
-
-
-def mine_html(items: list[dict[str, Any]], *, oob: bool = False) -> str:
-    return render("_my_conversations.html", mine=items, oob=oob)
 
 
 def status_html(
