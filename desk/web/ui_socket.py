@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from contextlib import suppress
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -56,47 +54,9 @@ QUEUE_EVENTS = frozenset(
 )
 STATUS_EVENTS = QUEUE_EVENTS
 BATCH_MAX = 500
-RENDERINGS_KEPT = 32
 MAX_ID_CHARS = 64
+MAX_SKILL_CHARS = 64
 CLOSE_INTERNAL = 1011
-
-
-class QueueRenderings:
-    """The queue rendered once per triggering event id and shared by every socket of the process.
-
-    A rendering started after event N committed shows the queue at N or later, so it serves every socket that
-    reacts to N.
-    """
-
-    def __init__(self) -> None:
-        self._by_event: OrderedDict[int, asyncio.Future[str]] = OrderedDict()
-
-    async def get(self, rt: Runtime, viewer: StaffPrincipal, event_id: int) -> str:
-        future = self._by_event.get(event_id)
-        if future is None:
-            future = asyncio.ensure_future(self._render(rt, viewer))
-            self._by_event[event_id] = future
-            future.add_done_callback(lambda f: self._forget_failed(event_id, f))
-            while len(self._by_event) > RENDERINGS_KEPT:
-                self._by_event.popitem(last=False)
-        return await asyncio.shield(future)
-
-    @staticmethod
-    async def _render(rt: Runtime, viewer: StaffPrincipal) -> str:
-        return q.queue_html(await q.load_queue(rt, viewer), oob=True)
-
-    def _forget_failed(self, event_id: int, future: asyncio.Future[str]) -> None:
-        if (future.cancelled() or future.exception() is not None) and self._by_event.get(event_id) is future:
-            del self._by_event[event_id]
-
-
-_renderings: WeakKeyDictionary[Runtime, QueueRenderings] = WeakKeyDictionary()
-
-
-def renderings_for(rt: Runtime) -> QueueRenderings:
-    if rt not in _renderings:
-        _renderings[rt] = QueueRenderings()
-    return _renderings[rt]
 
 
 class UiSession:
@@ -106,6 +66,7 @@ class UiSession:
         self.user = user
         self.csrf = session_csrf(ws)
         self.watching = watching
+        self.skill = _skill(ws.query_params.get("skill"))
         self.last_seq = 0
         self.note_ids: set[str] = set()
         self.can: dict[str, bool] = {}
@@ -130,7 +91,7 @@ class UiSession:
     async def snapshot(self) -> None:
         parts: list[str] = []
         if self.shows_queue:
-            items, mine = await q.load_queue(self.rt, self.user), await q.load_mine(self.rt, self.user)
+            items, mine = await q.load_queue(self.rt, self.user, self.skill), await q.load_mine(self.rt, self.user)
             parts += [q.queue_html(items, oob=True), q.mine_html(mine, oob=True)]
         if self.watching is not None:
             parts += await self.conversation_parts(first=not self.can)
@@ -158,7 +119,7 @@ class UiSession:
             appended += self.appended(event)
         parts: list[str] = []
         if queue_event is not None and self.shows_queue:
-            parts.append(await renderings_for(self.rt).get(self.rt, self.user, queue_event))
+            parts.append(await q.renderings_for(self.rt).get(self.rt, self.user, queue_event, self.skill))
             parts.append(q.mine_html(await q.load_mine(self.rt, self.user), oob=True))
         # A status change re-renders the whole timeline, which includes whatever was to be appended.
         parts += await self.conversation_parts() if status_changed else appended
@@ -180,6 +141,10 @@ class UiSession:
             self.note_ids.add(note["id"])
             return [c.appended_html(self.watching, note=note)]
         return []
+
+
+def _skill(value: str | None) -> str | None:
+    return value if value and len(value) <= MAX_SKILL_CHARS else None
 
 
 async def _watched(rt: Runtime, ws: WebSocket, user: StaffPrincipal) -> str | None:
