@@ -73,6 +73,41 @@ def cmd_user_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _user_id(db: Database, email: str) -> str | None:
+    from desk.actions.staff import list_users
+
+    return next((u.id for u in list_users(db) if u.email == email.strip().lower()), None)
+
+
+def cmd_user_update(args: argparse.Namespace) -> int:
+    from desk.actions.staff import update_user
+
+    db = _database(load_settings())
+    user_id = _user_id(db, args.email)
+    if user_id is None:
+        print(f"error: no staff member with email {args.email}", file=sys.stderr)
+        return 1
+    skills = None if args.skills is None else [s.strip() for s in args.skills.split(",") if s.strip()]
+    user = update_user(
+        db, by=None, user_id=user_id, name=args.name, role=args.role, skills=skills, capacity=args.capacity
+    )
+    print(json.dumps({"id": user.id, "email": user.email, "role": user.role, "skills": user.skills}))
+    return 0
+
+
+def cmd_user_deactivate(args: argparse.Namespace) -> int:
+    from desk.actions.staff import deactivate_user
+
+    db = _database(load_settings())
+    user_id = _user_id(db, args.email)
+    if user_id is None:
+        print(f"error: no staff member with email {args.email}", file=sys.stderr)
+        return 1
+    user = deactivate_user(db, by=None, user_id=user_id)
+    print(json.dumps({"id": user.id, "email": user.email, "active": user.active}))
+    return 0
+
+
 def cmd_integration_create(args: argparse.Namespace) -> int:
     from desk.actions.integrations import create_integration
 
@@ -117,6 +152,16 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--skills", default="")
     create.add_argument("--capacity", type=int, default=3)
     create.set_defaults(func=cmd_user_create)
+    update = user.add_parser("update", help="change a staff member's name, role, skills or capacity")
+    update.add_argument("--email", required=True)
+    update.add_argument("--name")
+    update.add_argument("--role", choices=["agent", "supervisor", "admin"])
+    update.add_argument("--skills", help="comma-separated; replaces the current skills")
+    update.add_argument("--capacity", type=int)
+    update.set_defaults(func=cmd_user_update)
+    deactivate = user.add_parser("deactivate", help="deactivate a staff member: signs them out everywhere")
+    deactivate.add_argument("--email", required=True)
+    deactivate.set_defaults(func=cmd_user_deactivate)
 
     integration = sub.add_parser("integration", help="integrations (AI agents, automations)").add_subparsers(
         dest="integration_command", required=True

@@ -21,6 +21,7 @@ import httpx
 from desk.bus import Bus, BusMessage, make_bus
 from desk.config import Settings
 from desk.fallback.turns import TurnDispatcher
+from desk.realtime.presence import FRAME_TYPE, Presence
 from desk.realtime.pump import EventPump
 from desk.store.db import Database
 from desk.store.events import EventRecord
@@ -68,6 +69,7 @@ class Runtime:
             timeout_s=settings.turn_timeout_s,
         )
         self.deliverer = Deliverer(self.db, self.http, self.pump)
+        self.presence = Presence(self.transient)
         self._serial = ThreadPoolExecutor(1 if self.db.is_sqlite else POSTGRES_THREADS, thread_name_prefix="desk-db")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -78,8 +80,10 @@ class Runtime:
         await self.pump.start()
         await self.bus.start(self._on_bus)
         await self.deliverer.start()
+        await self.presence.start()
 
     async def stop(self) -> None:
+        await self.presence.stop()
         await self.turns.close()
         await self.deliverer.stop()
         await self.bus.stop()
@@ -109,9 +113,15 @@ class Runtime:
         return await anyio.to_thread.run_sync(partial(fn, self.db, *args, **kwargs))
 
     async def transient(self, frame: dict[str, Any]) -> None:
-        """An ephemeral frame (typing): to local subscribers now, and to the other processes."""
-        self.pump.dispatch_transient(frame)
+        """An ephemeral frame (typing, presence): to this process now, and to the other processes."""
+        self._on_transient(frame)
         await self.bus.publish({"kind": "transient", "frame": frame})
+
+    def _on_transient(self, frame: dict[str, Any]) -> None:
+        if frame.get("type") == FRAME_TYPE:
+            self.presence.on_frame(frame)
+        else:
+            self.pump.dispatch_transient(frame)
 
     def _on_commit(self, records: list[EventRecord]) -> None:
         collected = _collected.get()
@@ -134,7 +144,7 @@ class Runtime:
     async def _on_bus(self, message: BusMessage) -> None:
         kind = message.get("kind")
         if kind == "transient":
-            self.pump.dispatch_transient(message["frame"])
+            self._on_transient(message["frame"])
         elif kind == "events" and message.get("events"):
             self.pump.offer([EventRecord.from_wire(wire) for wire in message["events"]])
         else:

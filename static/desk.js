@@ -12,8 +12,24 @@
   document.addEventListener("htmx:wsOpen", function (event) {
     liveSocket = event.detail.socketWrapper;
   });
-  document.addEventListener("htmx:wsClose", function () {
+  // Signed out (here, in another tab, or by an admin): the socket closes with 4401 and the page goes to the
+  // login form. Any other close may be a lost session too (the handshake is refused then), so ask.
+  var CLOSE_SIGNED_OUT = 4401;
+  function toLogin() {
+    window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname));
+  }
+  document.addEventListener("htmx:wsClose", function (event) {
     liveSocket = null;
+    var code = event.detail && event.detail.event ? event.detail.event.code : 0;
+    if (code === CLOSE_SIGNED_OUT) {
+      toLogin();
+      return;
+    }
+    fetch("/session", { credentials: "same-origin", cache: "no-store" }).then(function (response) {
+      if (response.status === 401) {
+        toLogin();
+      }
+    }, function () {});
   });
   window.Desk = {
     send: function (frame) {

@@ -124,9 +124,14 @@ def staff_by_id(db: Database, user_id: str) -> StaffPrincipal | None:
 # --- managing staff (admins) ---------------------------------------------------------------------------------------
 
 
-def _require_admin(by: StaffPrincipal) -> None:
-    if by.role != Role.ADMIN:
+def _require_admin(by: StaffPrincipal | None) -> None:
+    """`by` None is the operator at the command line."""
+    if by is not None and by.role != Role.ADMIN:
         raise Forbidden("Only admins manage staff accounts.")
+
+
+def _actor(by: StaffPrincipal | None) -> dict[str, Any]:
+    return {"actor_kind": "staff", "actor_id": by.id} if by else {"actor_kind": "operator", "actor_id": None}
 
 
 def list_users(db: Database) -> list[User]:
@@ -137,7 +142,7 @@ def list_users(db: Database) -> list[User]:
 def update_user(
     db: Database,
     *,
-    by: StaffPrincipal,
+    by: StaffPrincipal | None,
     user_id: str,
     name: str | None = None,
     role: str | None = None,
@@ -155,7 +160,7 @@ def update_user(
         user = tx.session.get(User, user_id)
         if user is None:
             raise NotFound("No such staff member.")
-        if user.id == by.id and role is not None and role != Role.ADMIN:
+        if by is not None and user.id == by.id and role is not None and role != Role.ADMIN:
             raise Conflict("You cannot take away your own admin role.", code="own_role")
         changes: dict[str, Any] = {}
         for key, value in (("name", name and name.strip()), ("role", role), ("skills", skills), ("capacity", capacity)):
@@ -164,18 +169,16 @@ def update_user(
                 changes[key] = value
         tx.session.add(user)
         if changes:
-            tx.audit(
-                "user.update", actor_kind="staff", actor_id=by.id, conversation_id=None, user_id=user.id, **changes
-            )
+            tx.audit("user.update", **_actor(by), conversation_id=None, user_id=user.id, **changes)
             # Open pages re-check who this is: a new role changes what their sockets may receive.
             tx.emit("staff.changed", None, {"user_id": user.id}, staff=False)
         return user
 
 
-def deactivate_user(db: Database, *, by: StaffPrincipal, user_id: str) -> User:
+def deactivate_user(db: Database, *, by: StaffPrincipal | None, user_id: str) -> User:
     """Sign them out everywhere at once: sessions and bearer tokens go, and their open sockets close."""
     _require_admin(by)
-    if user_id == by.id:
+    if by is not None and user_id == by.id:
         raise Conflict("You cannot deactivate yourself.", code="own_account")
     with transaction(db) as tx:
         user = tx.session.get(User, user_id)
@@ -185,12 +188,12 @@ def deactivate_user(db: Database, *, by: StaffPrincipal, user_id: str) -> User:
         tx.session.add(user)
         tx.connection.execute(delete(StaffToken).where(col(StaffToken.user_id) == user_id))
         tx.connection.execute(delete(StaffSession).where(col(StaffSession.user_id) == user_id))
-        tx.audit("user.deactivate", actor_kind="staff", actor_id=by.id, conversation_id=None, user_id=user_id)
+        tx.audit("user.deactivate", **_actor(by), conversation_id=None, user_id=user_id)
         tx.emit("staff.signed_out", None, {"user_id": user_id, "session": None, "why": "deactivated"}, staff=False)
         return user
 
 
-def reactivate_user(db: Database, *, by: StaffPrincipal, user_id: str) -> User:
+def reactivate_user(db: Database, *, by: StaffPrincipal | None, user_id: str) -> User:
     _require_admin(by)
     with transaction(db) as tx:
         user = tx.session.get(User, user_id)
@@ -198,5 +201,5 @@ def reactivate_user(db: Database, *, by: StaffPrincipal, user_id: str) -> User:
             raise NotFound("No such staff member.")
         user.active = True
         tx.session.add(user)
-        tx.audit("user.reactivate", actor_kind="staff", actor_id=by.id, conversation_id=None, user_id=user_id)
+        tx.audit("user.reactivate", **_actor(by), conversation_id=None, user_id=user_id)
         return user

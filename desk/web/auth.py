@@ -5,10 +5,12 @@ from __future__ import annotations
 from starlette.requests import HTTPConnection
 
 from desk.actions.integrations import integration_for_token
-from desk.actions.staff import staff_by_id, staff_for_token
+from desk.actions.sessions import staff_for_session
+from desk.actions.staff import staff_for_token
 from desk.auth.principals import IntegrationPrincipal, StaffPrincipal
 from desk.errors import Forbidden, Unauthorized
 from desk.runtime import Runtime
+from desk.web.security import session_id
 
 
 def runtime(conn: HTTPConnection) -> Runtime:
@@ -41,12 +43,11 @@ async def caller(conn: HTTPConnection) -> StaffPrincipal | IntegrationPrincipal:
 
 
 async def session_staff(conn: HTTPConnection) -> StaffPrincipal | None:
-    if "session" not in conn.scope:
+    """The staff member signed in with this cookie, if its server-side session is still open."""
+    sid = session_id(conn)
+    if not sid:
         return None
-    user_id = conn.session.get("user_id")
-    if not isinstance(user_id, str):
-        return None
-    return await runtime(conn).call(staff_by_id, user_id)
+    return await runtime(conn).call(staff_for_session, sid)
 
 
 async def integration(conn: HTTPConnection) -> IntegrationPrincipal:

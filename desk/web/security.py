@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 _CSRF_KEY = "csrf"
+_SESSION_KEY = "sid"
 
 
 def content_security_policy(host: str, frame_ancestors: str = "'none'") -> str:
@@ -60,11 +61,19 @@ def session_csrf(conn: HTTPConnection) -> str:
     return token if isinstance(token, str) else ""
 
 
-def start_session(conn: HTTPConnection, user_id: str) -> None:
-    """Rotate the session on login: nothing from before survives, and the CSRF token is new."""
+def start_session(conn: HTTPConnection, session_id: str, csrf: str) -> None:
+    """Rotate the cookie on login: nothing from before survives, the session id and the CSRF token are new."""
     conn.session.clear()
-    conn.session["user_id"] = user_id
-    conn.session[_CSRF_KEY] = secrets.token_urlsafe(32)
+    conn.session[_SESSION_KEY] = session_id
+    conn.session[_CSRF_KEY] = csrf
+
+
+def session_id(conn: HTTPConnection) -> str:
+    """The server-side session the cookie names ("" if none)."""
+    if "session" not in conn.scope:
+        return ""
+    value = conn.session.get(_SESSION_KEY)
+    return value if isinstance(value, str) else ""
 
 
 def csrf_ok(conn: HTTPConnection, form: Mapping[str, str]) -> bool:

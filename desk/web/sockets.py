@@ -16,6 +16,11 @@ from desk.web.bodies import nul_paths
 
 CLOSE_TOO_BIG = 1009
 CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
+CLOSE_RECONNECT = 1012  # "service restart": clients (htmx-ext-ws too) reconnect, and re-authenticate
+CLOSE_SIGNED_OUT = 4401  # the session or account ended; static/desk.js sends the page to the login form
+# Events about a staff account, for its own sockets only (written with no API audience).
+ACCOUNT_EVENTS = frozenset({"staff.signed_out", "staff.changed"})
 
 
 class FrameTooBig(Exception):

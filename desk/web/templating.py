@@ -49,6 +49,20 @@ def clock(value: str | datetime | None) -> str:
     return "" if moment is None else moment.astimezone(UTC).strftime("%H:%M")
 
 
+# Characters that reorder or hide text: bidi embeddings, overrides and isolates, and invisible marks. In a name
+# they can make "Mallory" read as someone else ("\u202eyrollaM"), so every value a template prints loses them.
+# The zero-width joiner (U+200D) stays: emoji sequences need it, and it cannot reorder anything.
+_DISGUISES = dict.fromkeys(
+    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200B, 0x200C, 0x200E, 0x200F, 0x2060, 0x061C, 0xFEFF]
+)
+
+
+def plain(value: Any) -> Any:
+    """Jinja's `finalize`: every printed string without bidi controls and invisible marks."""
+    # On already escaped Markup (join's output) `translate` keeps it Markup: removing characters keeps it safe.
+    return value.translate(_DISGUISES) if isinstance(value, str) else value
+
+
 def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{round(value * 100)}%"
 
@@ -60,6 +74,7 @@ def _environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         undefined=jinja2.ChainableUndefined,
+        finalize=plain,
     )
     env.filters.update(since=since, clock=clock, percent=percent)
     return env

@@ -14,6 +14,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from desk.actions.reads import read_conversation
+from desk.actions.sessions import session_key
 from desk.actions.staff import staff_for_token
 from desk.auth.principals import StaffPrincipal
 from desk.domain import permissions
@@ -22,8 +23,16 @@ from desk.realtime.pump import Subscription
 from desk.runtime import Runtime
 from desk.store.events import EventRecord, fetch_after
 from desk.web.auth import session_staff
-from desk.web.security import same_origin
-from desk.web.sockets import CLOSE_POLICY, send_error, send_json, serve
+from desk.web.security import same_origin, session_id
+from desk.web.sockets import (
+    ACCOUNT_EVENTS,
+    CLOSE_POLICY,
+    CLOSE_RECONNECT,
+    CLOSE_SIGNED_OUT,
+    send_error,
+    send_json,
+    serve,
+)
 
 REPLAY_BATCH = 1000
 
@@ -54,11 +63,27 @@ def receives_transient(user: StaffPrincipal, frame: dict[str, Any]) -> bool:
     )
 
 
+def closes(event: EventRecord, session: str) -> int | None:
+    """The close code when an account event ends this socket: signed out (this session, or everywhere on
+    deactivation), or rights changed (reconnect to get the new ones). The subscription only lets through the
+    user's own account events."""
+    if event.type == "staff.signed_out" and event.data.get("session") in (None, session):
+        return CLOSE_SIGNED_OUT
+    if event.type == "staff.changed":
+        return CLOSE_RECONNECT
+    return None
+
+
+def account_event_of(user: StaffPrincipal, event: EventRecord) -> bool:
+    return event.type in ACCOUNT_EVENTS and event.data.get("user_id") == user.id
+
+
 class StaffSession:
-    def __init__(self, ws: WebSocket, rt: Runtime, user: StaffPrincipal) -> None:
+    def __init__(self, ws: WebSocket, rt: Runtime, user: StaffPrincipal, session: str = "") -> None:
         self.ws = ws
         self.rt = rt
         self.user = user
+        self.session = session  # the server-side session key when the socket came in with a cookie
         self.last_sent = rt.pump.cursor
         self.lock = asyncio.Lock()
 
@@ -78,6 +103,9 @@ class StaffSession:
         while True:
             item = await subscription.queue.get()
             async with self.lock:
+                if isinstance(item, EventRecord) and (code := closes(item, self.session)) is not None:
+                    await self.ws.close(code=code)
+                    return
                 if isinstance(item, EventRecord):
                     if item.id > self.last_sent:
                         await self.ws.send_text(item.staff_frame)
@@ -129,27 +157,32 @@ def _fetch(db: Any, after: int) -> list[EventRecord]:
         return fetch_after(session, after, REPLAY_BATCH)
 
 
-async def authenticate(ws: WebSocket) -> StaffPrincipal | None:
+async def authenticate(ws: WebSocket) -> tuple[StaffPrincipal | None, str]:
+    """The staff member, and the server-side session key when they came in with a cookie."""
     rt: Runtime = ws.app.state.runtime
     token = ws.query_params.get("token")
     if token:
-        return await rt.call(staff_for_token, token)
+        return await rt.call(staff_for_token, token), ""
     # A cookie rides along with any page's socket: only this desk's own pages may use it (no cross-site hijack).
     if not same_origin(ws, rt.settings.base_url, rt.settings.allowed_origins):
-        return None
-    return await session_staff(ws)
+        return None, ""
+    sid = session_id(ws)
+    return await session_staff(ws), session_key(sid) if sid else ""
 
 
 async def staff_socket(ws: WebSocket) -> None:
     rt: Runtime = ws.app.state.runtime
-    user = await authenticate(ws)
+    user, key = await authenticate(ws)
     if user is None:
         await ws.close(code=CLOSE_POLICY)
         return
     await ws.accept()
-    session = StaffSession(ws, rt, user)
+    session = StaffSession(ws, rt, user, key)
     subscription = rt.pump.subscribe(
-        Subscription(accepts=lambda e: receives(user, e), accepts_transient=lambda f: receives_transient(user, f))
+        Subscription(
+            accepts=lambda e: receives(user, e) or account_event_of(user, e),
+            accepts_transient=lambda f: receives_transient(user, f),
+        )
     )
     await serve(ws, rt.pump, subscription, session)
 

@@ -6,12 +6,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from desk.actions import staff
+from desk.actions import sessions, staff
 from desk.errors import Unauthorized
 from desk.web import forms
 from desk.web.auth import runtime, session_staff
 from desk.web.pages._common import error_page, page, page_route, safe_next
-from desk.web.security import csrf_ok, csrf_token, start_session
+from desk.web.security import csrf_ok, csrf_token, session_id, start_session
 
 MAX_PASSWORD_CHARS = 1024
 
@@ -43,7 +43,8 @@ async def login(request: Request) -> Response:
     except Unauthorized:
         error = "Wrong email or password."
         return page(request, "login.html", 401, csrf=csrf_token(request), error=error, **context)
-    start_session(request, user.id)
+    opened = await runtime(request).call(sessions.start_session, user=user)
+    start_session(request, opened.id, opened.csrf)
     return RedirectResponse(target, status_code=303)
 
 
@@ -52,8 +53,16 @@ async def logout(request: Request) -> Response:
     form = await forms.read_form(request)
     if not csrf_ok(request, form):
         return error_page(request, 403, "This form has expired. Reload the page and try again.", "Refused")
+    if sid := session_id(request):
+        await runtime(request).call(sessions.end_session, session_id=sid)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+async def session_status(request: Request) -> Response:
+    """Whether this browser is still signed in (204) or not (401): the page asks when its socket closes."""
+    who = await session_staff(request)
+    return Response(status_code=204 if who else 401, headers={"Cache-Control": "no-store"})
 
 
 ROUTES: list[BaseRoute] = [
@@ -61,4 +70,5 @@ ROUTES: list[BaseRoute] = [
     Route("/login", login_form, methods=["GET"]),
     Route("/login", login, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
+    Route("/session", session_status, methods=["GET"]),
 ]
