@@ -58,10 +58,11 @@ class UiSocket:
 
 @contextlib.asynccontextmanager
 async def open_ui(
-    page: Browser, conversation_id: str | None = None, origin: str | None = ""
+    page: Browser, conversation_id: str | None = None, origin: str | None = "", query: str = ""
 ) -> AsyncIterator[UiSocket]:
     """The socket a desk page opens: session cookie, and the desk's own Origin unless told otherwise."""
-    url = f"{page.server.ws_url}/ws/ui" + (f"?conversation={conversation_id}" if conversation_id else "")
+    query = f"conversation={conversation_id}" if conversation_id else query
+    url = f"{page.server.ws_url}/ws/ui" + (f"?{query}" if query else "")
     sent_origin = page.server.url if origin == "" else origin
     async with connect(
         url,
@@ -75,7 +76,9 @@ async def open_ui(
         # The desk page's snapshot holds the queue; a conversation page's, that conversation and no queue (a
         # conversation the agent may not see is refused, and the socket serves the desk page instead).
         timeline = f'id="timeline-{conversation_id}"'
-        first = await socket.until(lambda f: timeline in f or 'id="queue"' in f, "the first snapshot")
+        first = await socket.until(
+            lambda f: timeline in f or 'id="queue"' in f or 'id="floor"' in f, "the first snapshot"
+        )
         assert not (timeline in first and 'id="queue"' in first), "a conversation page has no queue to update"
         yield socket
 
