@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright
+
+from tests._support import Desk, ServerPool, database
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -40,6 +42,18 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+@pytest.fixture
+def sqlite_desk(tmp_path: Path) -> Iterator[Desk]:
+    """A desk on SQLite only, for browser tests about the page rather than the database (the loop and the races
+    run on both databases)."""
+    pool = ServerPool(tmp_path)
+    with database("sqlite", tmp_path) as url:
+        try:
+            yield Desk(pool(url))
+        finally:
+            pool.stop_all()
 
 
 @pytest.fixture
