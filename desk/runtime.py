@@ -67,6 +67,7 @@ class Runtime:
             secret=settings.secret_key,
             base_url=settings.base_url,
             timeout_s=settings.turn_timeout_s,
+            transient=self.transient,
         )
         self.deliverer = Deliverer(self.db, self.http, self.pump)
         self.presence = Presence(self.transient)

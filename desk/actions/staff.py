@@ -12,6 +12,7 @@ from desk.actions._tx import transaction
 from desk.auth.passwords import hash_password, needs_rehash, verify_password
 from desk.auth.principals import StaffPrincipal
 from desk.domain.states import Role
+from desk.domain.text import undisguised
 from desk.errors import Conflict, Forbidden, NotFound, Unauthorized, ValidationFailed
 from desk.ids import STAFF_PREFIX, hash_token, new_id, new_token
 from desk.store.db import Database
@@ -45,6 +46,10 @@ def create_user(
     if len(password) < MIN_PASSWORD_CHARS:
         raise ValidationFailed("Password too short.", fields={"password": f"at least {MIN_PASSWORD_CHARS} characters"})
     email = email.strip().lower()
+    # Staff names go into what customers read ("Ada joined the conversation"): nothing in them may disguise them.
+    name = undisguised(name).strip()
+    if not name:
+        raise ValidationFailed("A name is required.", fields={"name": "must not be empty"})
     password_hash = hash_password(password)
     with transaction(db) as tx:
         if tx.session.exec(select(User).where(User.email == email)).first() is not None:
@@ -154,7 +159,7 @@ def update_user(
         raise ValidationFailed("Unknown role.", fields={"role": "must be agent, supervisor or admin"})
     if capacity is not None and not 0 <= capacity <= MAX_CAPACITY:
         raise ValidationFailed("Capacity out of range.", fields={"capacity": f"0 to {MAX_CAPACITY} conversations"})
-    if name is not None and not name.strip():
+    if name is not None and not undisguised(name).strip():
         raise ValidationFailed("A name is required.", fields={"name": "must not be empty"})
     with transaction(db) as tx:
         user = tx.session.get(User, user_id)
@@ -163,7 +168,8 @@ def update_user(
         if by is not None and user.id == by.id and role is not None and role != Role.ADMIN:
             raise Conflict("You cannot take away your own admin role.", code="own_role")
         changes: dict[str, Any] = {}
-        for key, value in (("name", name and name.strip()), ("role", role), ("skills", skills), ("capacity", capacity)):
+        name = undisguised(name).strip() if name is not None else None
+        for key, value in (("name", name), ("role", role), ("skills", skills), ("capacity", capacity)):
             if value is not None and getattr(user, key) != value:
                 setattr(user, key, value)
                 changes[key] = value

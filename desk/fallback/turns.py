@@ -56,12 +56,24 @@ def _target(db: Database, conversation_id: str) -> TurnTarget | None:
 
 
 Call = Callable[..., Awaitable[Any]]  # Runtime.call: runs fn(db, ...) off the event loop
+Transient = Callable[[dict[str, Any]], Awaitable[None]]  # Runtime.transient: an ephemeral frame (typing)
+AI_AUTHOR = {"kind": "ai", "name": "Assistant"}
 
 
 class TurnDispatcher:
-    def __init__(self, call: Call, http: httpx.AsyncClient, *, secret: str, base_url: str, timeout_s: float):
+    def __init__(
+        self,
+        call: Call,
+        http: httpx.AsyncClient,
+        *,
+        secret: str,
+        base_url: str,
+        timeout_s: float,
+        transient: Transient | None = None,
+    ):
         self.call = call
         self.http = http
+        self.transient = transient
         self.secret = secret
         self.base_url = base_url
         self.timeout_s = timeout_s
@@ -106,6 +118,9 @@ class TurnDispatcher:
             },
             separators=(",", ":"),
         ).encode()
+        if self.transient is not None:
+            # The customer sees "The assistant is typing…" while the AI thinks.
+            await self.transient({"conversation_id": conversation_id, "to": "customer", "author": AI_AUTHOR})
         try:
             response = await self.http.post(
                 target.url, content=body, headers=signed_headers(target.secret, body), timeout=self.timeout_s

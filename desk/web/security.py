@@ -40,6 +40,7 @@ def page_headers(conn: HTTPConnection, *, frame_ancestors: str = "'none'") -> di
     return {
         "Content-Security-Policy": content_security_policy(conn.headers.get("host", ""), frame_ancestors),
         "X-Content-Type-Options": "nosniff",
+        **({"X-Frame-Options": "DENY"} if frame_ancestors == "'none'" else {}),  # for browsers before CSP 2
         # Customer chat URLs carry their token: never leak them in a Referer.
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",

@@ -12,6 +12,8 @@ from typing import Any
 
 import jinja2
 
+from desk.domain.text import DISGUISES
+
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 MINUTE_S = 60
 HOUR_S = 60 * MINUTE_S
@@ -49,18 +51,10 @@ def clock(value: str | datetime | None) -> str:
     return "" if moment is None else moment.astimezone(UTC).strftime("%H:%M")
 
 
-# Characters that reorder or hide text: bidi embeddings, overrides and isolates, and invisible marks. In a name
-# they can make "Mallory" read as someone else ("\u202eyrollaM"), so every value a template prints loses them.
-# The zero-width joiner (U+200D) stays: emoji sequences need it, and it cannot reorder anything.
-_DISGUISES = dict.fromkeys(
-    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200B, 0x200C, 0x200E, 0x200F, 0x2060, 0x061C, 0xFEFF]
-)
-
-
 def plain(value: Any) -> Any:
-    """Jinja's `finalize`: every printed string without bidi controls and invisible marks."""
+    """Jinja's `finalize`: every printed string without the characters that disguise text (desk.domain.text)."""
     # On already escaped Markup (join's output) `translate` keeps it Markup: removing characters keeps it safe.
-    return value.translate(_DISGUISES) if isinstance(value, str) else value
+    return value.translate(DISGUISES) if isinstance(value, str) else value
 
 
 def percent(value: float | None) -> str:

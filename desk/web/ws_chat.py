@@ -4,6 +4,11 @@ Delivery is by `seq`: the socket keeps `cursor`, the last seq sent, and only eve
 message further ahead means we missed some (a lagging queue, a bus blip), so the gap is read from the database.
 Live delivery starts once the client has said where it is (its first frame, normally `resume`), or after
 HELLO_WAIT_S for clients that never resume; so a resume never races a live message into a duplicate.
+
+Status frames go out on connect and on each change of this conversation. Two changes are not events of it: the
+queue moving ahead of a waiting customer (re-read every POSITION_REFRESH_S while queued, sent only when the place
+changed), and a customer's message reopening a closed conversation (the status is re-read when a post finds it
+changed).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from desk.actions.learning import rate
 from desk.actions.reads import assignee_of, conversation_for_customer_token, customer_status, messages_after
 from desk.auth.principals import CustomerPrincipal
 from desk.errors import DeskError
-from desk.realtime.pump import Subscription
+from desk.realtime.pump import Item, Subscription
 from desk.runtime import Runtime
 from desk.schemas import MAX_TEXT
 from desk.store.events import EventRecord
@@ -33,6 +38,7 @@ from desk.web.sockets import CLOSE_POLICY, send_error, send_json, serve
 log = logging.getLogger(__name__)
 
 HELLO_WAIT_S = 0.5
+POSITION_REFRESH_S = 10.0
 STATUS_EVENTS = frozenset(
     {
         "handoff.created",
@@ -70,6 +76,14 @@ class ChatSession:
         self.cursor = last_seq
         self.hello = asyncio.Event()
         self.send_lock = asyncio.Lock()
+        self.status: dict[str, Any] = {}  # the last status frame sent
+
+    async def send_status(self, *, only_if_changed: bool = False) -> None:
+        frame = await self.rt.call(customer_status, self.conversation_id)
+        if only_if_changed and frame == self.status:
+            return
+        self.status = frame
+        await send_json(self.ws, frame)
 
     async def send_from_db(self) -> None:
         while True:
@@ -93,7 +107,16 @@ class ChatSession:
                 await self.send_from_db()
             await self.send_message(message)
         if event.type in STATUS_EVENTS:
-            await send_json(self.ws, await self.rt.call(customer_status, self.conversation_id))
+            await self.send_status()
+
+    async def next_item(self, subscription: Subscription) -> Item | None:
+        """The next item for the socket; None when it is time to look at the queue position again."""
+        if self.status.get("status") != "queued":
+            return await subscription.queue.get()
+        try:
+            return await asyncio.wait_for(subscription.queue.get(), POSITION_REFRESH_S)
+        except TimeoutError:
+            return None
 
     async def pump_out(self, subscription: Subscription) -> None:
         with suppress(TimeoutError):
@@ -101,9 +124,11 @@ class ChatSession:
         async with self.send_lock:
             await self.send_from_db()
         while True:
-            item = await subscription.queue.get()
+            item = await self.next_item(subscription)
             async with self.send_lock:
-                if isinstance(item, EventRecord):
+                if item is None:
+                    await self.send_status(only_if_changed=True)
+                elif isinstance(item, EventRecord):
                     await self.on_event(item)
                 elif item.get("type") == "_lagged":
                     subscription.lagged = False
@@ -160,6 +185,9 @@ class ChatSession:
             client_id=message.client_id,
         )
         await send_json(self.ws, {"type": "ack", "client_id": message.client_id, "seq": posted.message.seq})
+        if posted.status != self.status.get("status"):  # reopened by this message: no event says so
+            async with self.send_lock:
+                await self.send_status(only_if_changed=True)
         if posted.created and posted.status == "bot":
             self.rt.turns.schedule(self.conversation_id, message_json(posted.message))
 
@@ -186,9 +214,8 @@ async def chat_socket(ws: WebSocket) -> None:
     )
 
     async def greet() -> None:
-        status = await rt.call(customer_status, conversation_id)
         async with session.send_lock:
-            await send_json(ws, status)
+            await session.send_status()
 
     await serve(ws, rt.pump, subscription, session, greet)
 

@@ -42,7 +42,7 @@ async def seed(desk: Desk) -> Seeded:
     bundle_overrides: dict[str, Any] = {
         "customer": {
             "external_id": "crm-" + XSS[3],
-            "name": "Customer " + XSS[0],
+            "name": "Customer \u202e" + XSS[0],
             "email": "mallory@example.com",
             "attributes": {XSS[0]: XSS[1], "plan": XSS[2]},
         },

@@ -277,3 +277,43 @@ async def test_rating_before_any_human_help_is_refused(module_live_desk: Desk) -
             await customer.send({"type": "rating", "score": 4})
             error = await customer.until(lambda f: f.get("type") == "error", "an error frame")
             assert error["code"] == "nothing_to_rate"
+
+
+async def test_the_queue_position_follows_the_queue(module_live_desk: Desk) -> None:
+    desk = module_live_desk
+    integration = desk.integration()
+    agent = desk.staff("agent")
+    async with desk.api(integration.token) as ai, desk.api(agent.token) as staff:
+        ahead = [await escalate(ai, context_bundle(priority="urgent")) for _ in range(2)]
+        handoff = await escalate(ai, context_bundle(priority="urgent"))
+        async with desk.chat(handoff["customer_token"]) as customer:
+            first = await customer.status("queued")
+            assert first["position"] == handoff["position"]
+            # Nothing happens to this conversation, but the queue ahead of it moves: the place is re-read while
+            # queued (every 10 s) and sent when it changed.
+            await claim(staff, ahead[0]["conversation_id"])
+            moved = await customer.until(
+                lambda f: f.get("type") == "status" and f.get("position") == first["position"] - 1,
+                "a status frame with the new place in line",
+                timeout=20,
+            )
+            assert moved["status"] == "queued"
+        statuses = [f for f in customer.frames if f.get("type") == "status"]
+        assert [f["position"] for f in statuses] == [first["position"], first["position"] - 1], "sent only on change"
+
+
+async def test_writing_after_the_end_reopens_and_says_so(module_live_desk: Desk) -> None:
+    desk = module_live_desk
+    integration = desk.integration()
+    agent = desk.staff("agent")
+    async with desk.api(integration.token) as ai, desk.api(agent.token) as staff:
+        handoff = await escalate(ai, context_bundle())
+        cid = handoff["conversation_id"]
+        await claim(staff, cid)
+        resolved = await staff.post(f"/api/v1/conversations/{cid}/resolve", json={"outcome": {"resolution": "done"}})
+        assert resolved.status_code == 200, resolved.text
+        async with desk.chat(handoff["customer_token"]) as customer:
+            await customer.status("resolved")
+            await customer.say("One more question")
+            await customer.status("bot")
+        assert (await read(ai, cid))["status"] == "bot"

@@ -399,7 +399,9 @@ async def test_every_page_has_a_strict_content_security_policy(module_desk: Desk
         assert "default-src 'self'" in policy, response.request.url
         assert "script-src 'self'" in policy
         assert "style-src 'self'" in policy
-        assert "frame-ancestors 'none'" in policy
+        # The customer chat may be framed by the sites that embed the widget (DESK_WIDGET_ORIGINS, default any).
+        expected = "frame-ancestors *" if "/chat/" in str(response.request.url) else "frame-ancestors 'none'"
+        assert expected in policy
         assert "unsafe-inline" not in policy
         assert "unsafe-eval" not in policy
         assert response.headers["x-content-type-options"] == "nosniff"
