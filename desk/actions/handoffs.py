@@ -24,6 +24,7 @@ from desk.actions.conversations import (
     system_message,
 )
 from desk.actions.learning import record_learning
+from desk.actions.recommendations import settled
 from desk.auth.principals import IntegrationPrincipal, StaffPrincipal
 from desk.domain import permissions
 from desk.domain.routing import Priority, sla_due
@@ -383,6 +384,7 @@ def _finish(
         handoff.status = how
         handoff.finished_at = now
         handoff.outcome = outcome
+        handoff.recommendation_usage = settled(handoff.recommended_actions, handoff.recommendation_usage)
         tx.session.add(handoff)
         since = handoff.claim_seq if handoff.claim_seq is not None else handoff.start_seq
         rows = tx.session.execute(

@@ -6,14 +6,18 @@ import csv
 import io
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlalchemy import and_, or_
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, select
 
 from desk.actions._tx import Tx, transaction
 from desk.auth.principals import StaffPrincipal
 from desk.domain.states import is_staff_manager
+from desk.errors import NotFound, ValidationFailed
 from desk.ids import new_id
 from desk.store.db import Database
 from desk.store.models import Handoff, LearningEntry, User
@@ -62,6 +66,7 @@ def record_learning(
         classification=handoff.classification,
         recommended_actions=handoff.recommended_actions,
         recommendation_feedback=outcome.get("recommendation_feedback"),
+        recommendation_usage=dict(handoff.recommendation_usage),
         resolution=outcome.get("resolution"),
         note_for_ai=outcome.get("note_for_ai"),
         tags=list(outcome.get("tags") or []),
@@ -87,7 +92,12 @@ def list_entries(
     if viewer is not None and not is_staff_manager(viewer.role):
         query = query.where(LearningEntry.agent_id == viewer.id)
     with db.read() as session:
-        return [learning_json(entry) for entry in session.exec(query.limit(limit))]
+        return [_item(entry) for entry in session.exec(query.limit(limit))]
+
+
+def _item(entry: LearningEntry) -> dict[str, Any]:
+    # What the agent did with each recommended action, by index ("used", "edited", "ignored").
+    return {**learning_json(entry), "recommendation_usage": entry.recommendation_usage}
 
 
 def to_jsonl(entries: Iterable[dict[str, Any]]) -> str:
@@ -135,3 +145,87 @@ def rate(db: Database, *, conversation_id: str, score: int, comment: str | None)
             score=score,
         )
     return True
+
+
+# --- browsing (the learning log pages) ----------------------------------------------------------------------------
+
+FINISHED_AS = ("returned", "resolved")
+
+
+@dataclass(frozen=True)
+class LearningFilter:
+    """What the learning log browser and its exports narrow the log to. `until` is exclusive."""
+
+    reason: str | None = None
+    finished_as: str | None = None
+    agent_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _filtered(query: Any, viewer: StaffPrincipal, filters: LearningFilter) -> Any:
+    if not is_staff_manager(viewer.role):
+        query = query.where(col(LearningEntry.agent_id) == viewer.id)
+    if filters.reason is not None:
+        query = query.where(col(LearningEntry.reason_code) == filters.reason)
+    if filters.finished_as is not None:
+        query = query.where(col(LearningEntry.finished_as) == filters.finished_as)
+    if filters.agent_id is not None:
+        query = query.where(col(LearningEntry.agent_id) == filters.agent_id)
+    if filters.since is not None:
+        query = query.where(col(LearningEntry.created_at) >= filters.since)
+    if filters.until is not None:
+        query = query.where(col(LearningEntry.created_at) < filters.until)
+    return query
+
+
+def _beyond(session: Session, entry_id: str, *, older: bool) -> ColumnElement[bool]:
+    """Entries strictly older (or newer) than `entry_id` in (created_at, id) order: a keyset cursor."""
+    mark = session.get(LearningEntry, entry_id)
+    if mark is None:
+        message = "That page of the learning log does not exist (before: unknown entry)."
+        raise ValidationFailed(message, fields={"before": "unknown entry"})
+    at, entry = col(LearningEntry.created_at), col(LearningEntry.id)
+    if older:
+        return or_(at < mark.created_at, and_(at == mark.created_at, entry < mark.id))
+    return or_(at > mark.created_at, and_(at == mark.created_at, entry > mark.id))
+
+
+def browse_entries(
+    db: Database, *, viewer: StaffPrincipal, filters: LearningFilter, before: str | None = None, limit: int = 50
+) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of entries, newest first, older than the entry `before`; and the cursor of the next (older) page,
+    None on the last."""
+    query = _filtered(select(LearningEntry), viewer, filters)
+    query = query.order_by(col(LearningEntry.created_at).desc(), col(LearningEntry.id).desc())
+    with db.read() as session:
+        if before is not None:
+            query = query.where(_beyond(session, before, older=True))
+        rows = list(session.exec(query.limit(limit + 1)))
+    shown = rows[:limit]
+    return [_item(row) for row in shown], shown[-1].id if len(rows) > limit else None
+
+
+def export_entries(
+    db: Database, *, viewer: StaffPrincipal, filters: LearningFilter, after: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Entries oldest first (as `desk learning export` writes them), `limit` after the entry `after`: an export
+    reads the log in chunks of this."""
+    query = _filtered(select(LearningEntry), viewer, filters)
+    query = query.order_by(col(LearningEntry.created_at), col(LearningEntry.id))
+    with db.read() as session:
+        if after is not None:
+            query = query.where(_beyond(session, after, older=False))
+        return [_item(row) for row in session.exec(query.limit(limit))]
+
+
+def read_entry(db: Database, *, viewer: StaffPrincipal, entry_id: str) -> dict[str, Any]:
+    """One entry, with the transcript the AI handed over (kept on its handoff)."""
+    with db.read() as session:
+        row = session.get(LearningEntry, entry_id)
+        if row is None or (not is_staff_manager(viewer.role) and row.agent_id != viewer.id):
+            raise NotFound("No such learning log entry.")
+        handoff = session.get(Handoff, row.handoff_id)
+    entry = _item(row)
+    entry["transcript"] = handoff.transcript if handoff is not None else []
+    return entry

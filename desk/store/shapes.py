@@ -84,6 +84,7 @@ def learning_json(entry: LearningEntry) -> dict[str, Any]:
         "classification": entry.classification,
         "recommended_actions": entry.recommended_actions,
         "recommendation_feedback": entry.recommendation_feedback,
+        "recommendation_usage": entry.recommendation_usage,
         "resolution": entry.resolution,
         "note_for_ai": entry.note_for_ai,
         "tags": entry.tags,

@@ -57,3 +57,31 @@ def outcome(form: dict[str, str]) -> dict[str, Any]:
         fields = error_fields(exc)
         detail = "; ".join(f"{path}: {message}" for path, message in fields.items())
         raise ValidationFailed(f"Check the outcome ({detail}).", fields=fields) from None
+
+
+MAX_INSERTED = 20
+MAX_SKILL_CHARS = 64
+MAX_ID_CHARS = 64
+MAX_SEARCH_CHARS = 200
+
+
+def inserted_recommendations(form: dict[str, str]) -> list[int]:
+    """The recommended actions the workspace inserted into a reply: indices, comma-separated ("0" or "0,2")."""
+    raw = [part.strip() for part in form.get("recommendation", "").split(",") if part.strip()]
+    if len(raw) > MAX_INSERTED or not all(part.isascii() and part.isdigit() and len(part) <= 3 for part in raw):
+        raise ValidationFailed("That recommended action is unknown.", fields={"recommendation": "not an index"})
+    return [int(part) for part in raw]
+
+
+def transfer_target(form: dict[str, str]) -> tuple[str | None, str | None]:
+    """(to_agent_id, to_skill): exactly one of them, as the transfer form sends it."""
+    agent_id = form.get("to_agent_id", "").strip() or None
+    skill = form.get("to_skill", "").strip() or None
+    if (agent_id is None) == (skill is None):
+        message = "Choose a colleague or a skill to transfer to (one of them)."
+        raise ValidationFailed(message, fields={"to_agent_id": "give exactly one of to_agent_id and to_skill"})
+    if agent_id is not None and len(agent_id) > MAX_ID_CHARS:
+        raise ValidationFailed("No such active staff member.", fields={"to_agent_id": "unknown or inactive"})
+    if skill is not None and len(skill) > MAX_SKILL_CHARS:
+        raise ValidationFailed(f"A skill has at most {MAX_SKILL_CHARS} characters.", fields={"to_skill": "too long"})
+    return agent_id, skill

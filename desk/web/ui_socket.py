@@ -147,6 +147,8 @@ class UiSession:
         customer = view.conv.get("customer") or {}
         self.customer_name = customer.get("name") or "The customer"
         parts = [c.status_html(view, oob=True), c.timeline_html(view, oob=True)]
+        if view.visible:  # a new handoff brings a new bundle; usage badges change as recommendations are used
+            parts.append(c.bundle_html(view, oob=True))
         # The composer holds what the agent is typing: replace it only when what they may do changed.
         if not first and view.can != self.can:
             parts.append(c.composer_html(view, oob=True))

@@ -1,4 +1,5 @@
-"""The conversation workspace: a conversation's page and the moves on it (claim, reply, note, return, resolve)."""
+"""The conversation workspace: a conversation's page and the moves on it (claim, reply, note, return, resolve,
+transfer), and the canned replies its reply box offers after a `/`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from desk.actions import conversations, handoffs
+from desk.actions import conversations, handoffs, recommendations
+from desk.actions.canned import list_canned
 from desk.actions.reads import read_conversation
 from desk.auth.principals import StaffPrincipal
 from desk.errors import Conflict, DeskError, Forbidden, ValidationFailed
@@ -37,11 +39,12 @@ def changed(
     notice: str | None = None,
     error: str | None = None,
     form: dict[str, str] | None = None,
+    error_fields: dict[str, str] | None = None,
 ) -> Response:
     """After a move on a conversation: its status and composer for htmx, a redirect or an error page otherwise."""
     if is_htmx(request):
-        body = c.status_html(view, notice=notice, error=error, form=form) + c.composer_html(view, oob=True)
-        return html(request, body, status)
+        status_part = c.status_html(view, notice=notice, error=error, form=form, error_fields=error_fields)
+        return html(request, status_part + c.composer_html(view, oob=True), status)
     if status >= 400:
         return error_page(request, status, notice or error or "That did not work.")
     return RedirectResponse(f"/desk/conversations/{view.id}", status_code=303)
@@ -72,7 +75,8 @@ async def _finish(request: Request, move: str) -> Response:
         await rt.call(action, conversation_id=conversation_id, by=who, outcome=outcome)
     except (ValidationFailed, Forbidden, Conflict) as exc:
         view = await c.load_view_or_outline(rt, conversation_id, who, csrf)
-        return changed(request, view, status=exc.status, error=exc.message, form={**form, "action": move})
+        form = {**form, "action": move}
+        return changed(request, view, status=exc.status, error=exc.message, form=form, error_fields=exc.fields)
     return changed(request, await c.load_view_or_outline(rt, conversation_id, who, csrf))
 
 
@@ -92,24 +96,57 @@ def _form_view(who: StaffPrincipal, conversation_id: str, csrf: str) -> c.Conver
 
 
 @page_route
+async def transfer(request: Request) -> Response:
+    who, form = await checked_post(request)
+    conversation_id, rt, csrf = request.path_params["id"], runtime(request), csrf_token(request)
+    try:
+        to_agent_id, to_skill = forms.transfer_target(form)
+        await rt.call(read_conversation, conversation_id, who)
+        await rt.call(
+            handoffs.transfer, conversation_id=conversation_id, by=who, to_agent_id=to_agent_id, to_skill=to_skill
+        )
+    except (ValidationFailed, Forbidden, Conflict) as exc:
+        view = await c.load_view_or_outline(rt, conversation_id, who, csrf)
+        form = {**form, "action": "transfer"}
+        return changed(request, view, status=exc.status, error=exc.message, form=form, error_fields=exc.fields)
+    view = await c.load_view_or_outline(rt, conversation_id, who, csrf)
+    holder = view.conv.get("assignee")
+    notice = f"Transferred to {holder['name']}." if to_agent_id and holder else f"Back in the queue for {to_skill}."
+    return changed(request, view, notice=notice)
+
+
+@page_route
 async def reply(request: Request) -> Response:
     who, form = await checked_post(request)
     conversation_id, rt = request.path_params["id"], runtime(request)
     view = _form_view(who, conversation_id, csrf_token(request))
     try:
+        inserted = forms.inserted_recommendations(form)
         posted = await rt.call(
-            conversations.post_message,
+            recommendations.post_reply,
             conversation_id=conversation_id,
             author=who,
             text=forms.message_text(form),
             client_id=forms.client_id(form),
+            inserted=inserted,
         )
     except (ValidationFailed, Forbidden, Conflict) as exc:
-        return _form_failed(request, c.reply_form_html(view, text=form.get("text", ""), error=exc.message), exc)
+        return _form_failed(request, _reply_again(view, form, exc), exc)
     if not is_htmx(request):
         return RedirectResponse(f"/desk/conversations/{conversation_id}", status_code=303)
-    appended = c.appended_html(conversation_id, message=message_json(posted.message))
-    return html(request, c.reply_form_html(view) + appended)
+    body = c.reply_form_html(view) + c.appended_html(conversation_id, message=message_json(posted.message))
+    if inserted:
+        # Each recommendation shows what became of it ("used", "edited"), and the outcome form's suggestion follows.
+        body += c.bundle_html(await c.load_view(rt, conversation_id, who, view.csrf), oob=True)
+    return html(request, body)
+
+
+def _reply_again(view: c.ConversationView, form: dict[str, str], exc: DeskError) -> str:
+    """The reply form after a refusal, losing nothing: the text, its client_id and (unless they were what was
+    wrong) the recommendations inserted into it."""
+    inserted = "" if "recommendation" in (exc.fields or {}) else form.get("recommendation", "")
+    text, client_id = form.get("text", ""), forms.client_id(form)
+    return c.reply_form_html(view, text=text, client_id=client_id, recommendation=inserted, error=exc.message)
 
 
 @page_route
@@ -132,6 +169,18 @@ async def note(request: Request) -> Response:
     return html(request, c.note_form_html(view) + c.appended_html(conversation_id, note=note_json(added)))
 
 
+@page_route
+async def canned(request: Request) -> Response:
+    """The canned replies whose title or body contains `q`, as the listbox under a reply box (`conversation`)."""
+    await signed_in(request)
+    query = request.query_params.get("q", "")[: forms.MAX_SEARCH_CHARS]
+    conversation_id = request.query_params.get("conversation", "")
+    if not conversation_id.isascii() or not conversation_id.isalnum() or len(conversation_id) > forms.MAX_ID_CHARS:
+        raise ValidationFailed("Which conversation is this for?", fields={"conversation": "not a conversation id"})
+    replies = await runtime(request).call(list_canned, search=query)
+    return html(request, c.canned_html(conversation_id, replies, query=query))
+
+
 def _form_failed(request: Request, form_html: str, exc: DeskError) -> Response:
     if is_htmx(request):
         return html(request, form_html, exc.status)
@@ -145,4 +194,6 @@ ROUTES: list[BaseRoute] = [
     Route("/desk/conversations/{id:hexid}/note", note, methods=["POST"]),
     Route("/desk/conversations/{id:hexid}/return", return_to_ai, methods=["POST"]),
     Route("/desk/conversations/{id:hexid}/resolve", resolve, methods=["POST"]),
+    Route("/desk/conversations/{id:hexid}/transfer", transfer, methods=["POST"]),
+    Route("/desk/canned", canned, methods=["GET"]),
 ]
