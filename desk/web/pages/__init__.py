@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from desk.web.pages import auth, chat, queue, workspace
+from desk.web.pages import admin, auth, chat, floor, learning, queue, workspace
 
-ROUTES: list[BaseRoute] = [*auth.ROUTES, *queue.ROUTES, *workspace.ROUTES, *chat.ROUTES]
+ROUTES: list[BaseRoute] = [
+    *auth.ROUTES,
+    *queue.ROUTES,
+    *workspace.ROUTES,
+    *chat.ROUTES,
+    *floor.ROUTES,
+    *learning.ROUTES,
+    *admin.ROUTES,
+]

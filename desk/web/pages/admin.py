@@ -1,0 +1,9 @@
+"""The admin pages: staff accounts and integrations (admins), canned replies (supervisors and admins)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from desk.web.pages import admin_canned, admin_integrations, admin_users
+
+ROUTES: list[BaseRoute] = [*admin_users.ROUTES, *admin_integrations.ROUTES, *admin_canned.ROUTES]
