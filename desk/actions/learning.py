@@ -92,12 +92,7 @@ def list_entries(
     if viewer is not None and not is_staff_manager(viewer.role):
         query = query.where(LearningEntry.agent_id == viewer.id)
     with db.read() as session:
-        return [_item(entry) for entry in session.exec(query.limit(limit))]
-
-
-def _item(entry: LearningEntry) -> dict[str, Any]:
-    # What the agent did with each recommended action, by index ("used", "edited", "ignored").
-    return {**learning_json(entry), "recommendation_usage": entry.recommendation_usage}
+        return [learning_json(entry) for entry in session.exec(query.limit(limit))]
 
 
 def to_jsonl(entries: Iterable[dict[str, Any]]) -> str:
@@ -203,7 +198,7 @@ def browse_entries(
             query = query.where(_beyond(session, before, older=True))
         rows = list(session.exec(query.limit(limit + 1)))
     shown = rows[:limit]
-    return [_item(row) for row in shown], shown[-1].id if len(rows) > limit else None
+    return [learning_json(row) for row in shown], shown[-1].id if len(rows) > limit else None
 
 
 def export_entries(
@@ -216,7 +211,7 @@ def export_entries(
     with db.read() as session:
         if after is not None:
             query = query.where(_beyond(session, after, older=False))
-        return [_item(row) for row in session.exec(query.limit(limit))]
+        return [learning_json(row) for row in session.exec(query.limit(limit))]
 
 
 def read_entry(db: Database, *, viewer: StaffPrincipal, entry_id: str) -> dict[str, Any]:
@@ -226,6 +221,6 @@ def read_entry(db: Database, *, viewer: StaffPrincipal, entry_id: str) -> dict[s
         if row is None or (not is_staff_manager(viewer.role) and row.agent_id != viewer.id):
             raise NotFound("No such learning log entry.")
         handoff = session.get(Handoff, row.handoff_id)
-    entry = _item(row)
+    entry = learning_json(row)
     entry["transcript"] = handoff.transcript if handoff is not None else []
     return entry
