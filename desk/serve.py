@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 from collections.abc import Sequence
 
@@ -21,6 +22,11 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        # Everything loaded so far (modules, templates, the app) lives as long as the process: move it out of the
+        # collector's reach, or each full collection walks it all. Measured with bench.queue_page: full
+        # collections paused the server 95-130 ms, the whole of the p99 of the queue page and its fan-out.
+        gc.collect()
+        gc.freeze()
         if self.banner and not self.should_exit:
             print(self.banner, flush=True)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -14,8 +17,8 @@ from desk.errors import NotFound
 from desk.ids import hash_token
 from desk.store.db import Database
 from desk.store.models import Conversation, Customer, Handoff, HandoffAgent, Message, Note, User
-from desk.store.queue import position_of, queued
-from desk.store.shapes import customer_json, handoff_json, message_json, note_json, reason_json, user_ref
+from desk.store.queue import QueueRow, position_of, queue_slice, queued_skills
+from desk.store.shapes import customer_json, handoff_json, message_json, note_json, user_ref
 from desk.store.types import iso
 
 Viewer = StaffPrincipal | IntegrationPrincipal | CustomerPrincipal
@@ -130,31 +133,43 @@ def _position(session: Session, handoff_id: str) -> int:
 
 
 def queue(db: Database, viewer: StaffPrincipal, *, skill: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
-    """Queued conversations, most urgent first (priority, SLA deadline, age)."""
+    """Queued conversations, most urgent first (priority, SLA deadline, age); positions in the whole queue."""
+    return queue_page(db, viewer, skill=skill, limit=limit).items
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    items: list[dict[str, Any]]
+    total: int  # every queued conversation that matched the filter, listed or not
+
+
+def queue_page(db: Database, viewer: StaffPrincipal, *, skill: str | None = None, limit: int = 500) -> QueuePage:
+    """The first `limit` of the queue (for `skill`) and how many match in all, counted in SQL."""
     with db.read() as session:
-        # Positions are places in the whole queue, so a skill filter needs every row; without one, only `limit`.
-        rows = queued(session, limit=None if skill is not None else limit)
-    items = []
-    for position, (handoff, conversation, customer) in enumerate(rows, start=1):
-        if skill is not None and skill not in handoff.skills:
-            continue
-        items.append(
-            {
-                "conversation_id": conversation.id,
-                "handoff_id": handoff.id,
-                "position": position,
-                "reason": reason_json(handoff),
-                "priority": handoff.priority,
-                "skills": handoff.skills,
-                "waiting_since": iso(handoff.created_at),
-                "sla_due_at": iso(handoff.sla_due_at),
-                "summary": handoff.summary,
-                "customer": {"name": customer.name, "email": customer.email},
-            }
-        )
-        if len(items) >= limit:
-            break
-    return items
+        found = queue_slice(session, skill=skill, limit=limit)
+    return QueuePage([_queue_item(row) for row in found.rows], found.total)
+
+
+def _queue_item(row: QueueRow) -> dict[str, Any]:
+    return {
+        "conversation_id": row.conversation_id,
+        "handoff_id": row.handoff_id,
+        "position": row.position,
+        "reason": {"code": row.reason_code, "detail": row.reason_detail, "confidence": row.confidence},
+        "priority": row.priority,
+        "skills": row.skills,
+        "waiting_since": iso(row.created_at),
+        "sla_due_at": iso(row.sla_due_at),
+        "summary": row.summary,
+        "customer": {"name": row.customer_name, "email": row.customer_email},
+    }
+
+
+def filter_skills(db: Database, viewer: StaffPrincipal) -> list[str]:
+    """What the queue can be filtered by: the skills queued conversations ask for, and the viewer's own."""
+    with db.read() as session:
+        user = session.get(User, viewer.id)
+        return sorted(queued_skills(session) | set(user.skills if user else []))
 
 
 def assignee_of(db: Database, conversation_id: str) -> str | None:
@@ -167,25 +182,71 @@ MY_CONVERSATIONS_LIMIT = 100
 
 
 def my_conversations(db: Database, viewer: StaffPrincipal) -> list[dict[str, Any]]:
-    """The conversations the viewer holds now, most recently active first."""
+    """The conversations the viewer holds now, most recently active first, each with who wrote last."""
+    return conversations_held_by(db, [viewer.id]).get(viewer.id, [])
+
+
+def conversations_held_by(db: Database, user_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """`my_conversations` of several staff members in one read (every open desk page after a queue change)."""
+    last_seq = col(Conversation.last_seq)
     with db.read() as session:
         rows = session.execute(
-            select(Conversation, Customer, Handoff)
-            .join(Customer, Customer.id == Conversation.customer_id)  # type: ignore[arg-type]
-            .outerjoin(Handoff, Handoff.id == Conversation.open_handoff_id)  # type: ignore[arg-type]
-            .where(Conversation.assignee_id == viewer.id, Conversation.status == Status.ASSIGNED)  # type: ignore[arg-type]
-            .order_by(Conversation.updated_at.desc())  # type: ignore[attr-defined]
-            .limit(MY_CONVERSATIONS_LIMIT)
+            select(
+                col(Conversation.assignee_id),
+                col(Conversation.id),
+                col(Conversation.status),
+                col(Conversation.updated_at),
+                col(Customer.name),
+                col(Customer.email),
+                col(Handoff.id),
+                col(Handoff.summary),
+                col(Handoff.priority),
+                col(Handoff.reason_code),
+                col(Handoff.reason_detail),
+                col(Handoff.confidence),
+                col(Handoff.claimed_at),
+                col(Message.author_kind),
+                col(Message.created_at),
+            )
+            .join(Customer, col(Customer.id) == col(Conversation.customer_id))
+            .outerjoin(Handoff, col(Handoff.id) == col(Conversation.open_handoff_id))
+            .outerjoin(Message, (col(Message.conversation_id) == col(Conversation.id)) & (col(Message.seq) == last_seq))
+            .where(col(Conversation.assignee_id).in_(list(user_ids)), col(Conversation.status) == Status.ASSIGNED)
+            .order_by(col(Conversation.updated_at).desc(), col(Conversation.id))
         ).all()
-    return [
-        {
-            "conversation_id": conversation.id,
-            "status": conversation.status,
-            "customer": {"name": customer.name, "email": customer.email},
-            "summary": handoff.summary if handoff else None,
-            "priority": handoff.priority if handoff else None,
-            "reason": reason_json(handoff) if handoff else None,
-            "updated_at": iso(conversation.updated_at),
-        }
-        for conversation, customer, handoff in rows
-    ]
+    held: dict[str, list[dict[str, Any]]] = {user_id: [] for user_id in user_ids}
+    for row in rows:
+        mine = held[row[0]]
+        if len(mine) < MY_CONVERSATIONS_LIMIT:
+            mine.append(_held(*row[1:]))
+    return held
+
+
+def _held(
+    conversation_id: str,
+    status: str,
+    updated_at: datetime,
+    customer_name: str | None,
+    customer_email: str | None,
+    handoff_id: str | None,
+    summary: str | None,
+    priority: str | None,
+    reason_code: str | None,
+    reason_detail: str | None,
+    confidence: float | None,
+    claimed_at: datetime | None,
+    author_kind: str | None,
+    written_at: datetime | None,
+) -> dict[str, Any]:
+    reason = {"code": reason_code, "detail": reason_detail, "confidence": confidence} if handoff_id else None
+    return {
+        "conversation_id": conversation_id,
+        "status": status,
+        "customer": {"name": customer_name, "email": customer_email},
+        "summary": summary,
+        "priority": priority,
+        "reason": reason,
+        "claimed_at": iso(claimed_at),
+        "updated_at": iso(updated_at),
+        "last_message": {"author_kind": author_kind, "at": iso(written_at)} if author_kind else None,
+    }

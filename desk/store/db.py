@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_CACHE_KIB = 64 * 1024
 EVENTS_LOCK_KEY = 0x6465736B  # "desk"
 
 _immediate: contextvars.ContextVar[bool] = contextvars.ContextVar("desk_immediate", default=False)
@@ -37,6 +38,9 @@ def _sqlite_engine(url: str) -> Engine:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # 64 MiB of page cache (the default is 2 MiB): a desk with thousands of queued conversations keeps the
+        # queue's pages in memory; measured with bench.queue_page, the queue reads ran about twice as fast.
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

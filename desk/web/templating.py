@@ -54,7 +54,8 @@ def clock(value: str | datetime | None) -> str:
 def plain(value: Any) -> Any:
     """Jinja's `finalize`: every printed string without the characters that disguise text (desk.domain.text)."""
     # On already escaped Markup (join's output) `translate` keeps it Markup: removing characters keeps it safe.
-    return value.translate(DISGUISES) if isinstance(value, str) else value
+    # ASCII cannot hold any of them, and most of what a page prints is ASCII: skip the copy.
+    return value.translate(DISGUISES) if isinstance(value, str) and not value.isascii() else value
 
 
 def percent(value: float | None) -> str:

@@ -72,7 +72,6 @@ QUEUE_EVENTS = frozenset(
 STATUS_EVENTS = QUEUE_EVENTS
 BATCH_MAX = 500
 MAX_ID_CHARS = 64
-MAX_SKILL_CHARS = 64
 TYPING_MIN_INTERVAL_S = 1.0
 TYPING_SHOWN_MS = 6000
 
@@ -86,7 +85,8 @@ class UiSession:
         self.session = session_key(session_id(ws)) if session_id(ws) else ""
         self.page = page
         self.watching = watching
-        self.skill = _skill(ws.query_params.get("skill"))
+        self.skill = q.skill_filter(ws.query_params.get("skill"))
+        self.held: set[str] = set()  # the conversations "my conversations" shows
         self.last_seq = 0
         self.note_ids: set[str] = set()
         self.can: dict[str, bool] = {}
@@ -132,6 +132,7 @@ class UiSession:
         parts: list[str] = []
         if self.shows_queue:
             items, mine = await q.load_queue(self.rt, self.user, self.skill), await q.load_mine(self.rt, self.user)
+            self.held = q.held_ids(mine)
             parts += [q.queue_html(items, oob=True), q.mine_html(mine, oob=True)]
         if self.page == "floor":
             parts.append(await self.floor_html(("snapshot", id(self))))
@@ -167,7 +168,12 @@ class UiSession:
         parts: list[str] = []
         if queue_event is not None and self.shows_queue:
             parts.append(await q.renderings_for(self.rt).get(self.rt, self.user, queue_event, self.skill))
-            parts.append(q.mine_html(await q.load_mine(self.rt, self.user), oob=True))
+        # Re-read "my conversations" only when these events can change it: one read per open page per change
+        # would cost more than the shared queue rendering.
+        if self.shows_queue and q.mine_changed(self.user.id, self.held, events):
+            mine = await q.load_mine(self.rt, self.user)
+            self.held = q.held_ids(mine)
+            parts.append(q.mine_html(mine, oob=True))
         if self.page == "floor":
             online_changed = any(f.get("type") == "_presence" and f.get("online") for f in frames)
             if queue_event is not None or online_changed:
@@ -232,10 +238,6 @@ class UiSession:
 def initials(name: str) -> str:
     letters = [part[0] for part in name.split() if part and part[0].isalnum()]
     return ("".join(letters[:1] + letters[-1:]) if len(letters) > 1 else "".join(letters) or "?").upper()
-
-
-def _skill(value: str | None) -> str | None:
-    return value if value and len(value) <= MAX_SKILL_CHARS else None
 
 
 async def _watched(rt: Runtime, ws: WebSocket, user: StaffPrincipal) -> str | None:
