@@ -49,6 +49,7 @@ test: lint $(CHROMIUM)
 
 bench: install
 	$(BIN)/python -m bench.message_path
+	$(BIN)/python -m bench.queue_page
 
 lock:
 	uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock --no-header
