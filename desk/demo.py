@@ -87,6 +87,7 @@ def banner(settings: Settings) -> str:
         "",
         "Desk demo is running.",
         f"  Agent desk:      {base}/login",
+        f"  Floor:           {base}/floor   (supervisors and admins: live floor, learning log, admin pages)",
         f"  Customer chat:   {base}/demo/chat   (opens a new conversation with the demo AI)",
         f"  API docs:        {base}/api/v1/openapi.json",
         "",
