@@ -45,7 +45,7 @@ lint: install
 	$(BIN)/mypy desk tests bench
 
 test: lint $(CHROMIUM)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 bench: install
 	$(BIN)/python -m bench.message_path

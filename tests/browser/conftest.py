@@ -46,14 +46,21 @@ async def chromium() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 def sqlite_desk(tmp_path: Path) -> Iterator[Desk]:
-    """A desk on SQLite only, for browser tests about the page rather than the database (the loop and the races
-    run on both databases)."""
+    """A desk on SQLite only, for browser tests about the page rather than the database: what they check is the
+    same on PostgreSQL, where the HTTP and socket tests run everything again (and the whole loop runs in the
+    browser on PostgreSQL with Redis too: test_handoff_in_chromium.py)."""
     pool = ServerPool(tmp_path)
     with database("sqlite", tmp_path) as url:
         try:
             yield Desk(pool(url))
         finally:
             pool.stop_all()
+
+
+@pytest.fixture
+def desk(sqlite_desk: Desk) -> Desk:
+    """Browser tests take `desk` on SQLite (see sqlite_desk)."""
+    return sqlite_desk
 
 
 @pytest.fixture

@@ -17,7 +17,11 @@ from tests.web.test_workspace import stored_usage
 APOLOGY = "Sorry about the double charge!"
 
 
-async def test_customer_and_agent_through_the_whole_loop(desk: Desk, chromium: Browser, artifacts: Path) -> None:
+async def test_customer_and_agent_through_the_whole_loop(
+    module_live_desk: Desk, chromium: Browser, artifacts: Path
+) -> None:
+    # On SQLite with the in-process bus, and on PostgreSQL with Redis (production's shape).
+    desk = module_live_desk
     integration = desk.integration()
     agent = desk.staff("agent", name="Bea Browser")
     base = desk.server.url

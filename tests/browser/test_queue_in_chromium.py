@@ -35,6 +35,9 @@ async def desk_page(
         await context.close()
 
 
+MEASURE_ATTEMPTS = 20
+
+
 async def queued(desk: Desk, **overrides: Any) -> str:
     integration = desk.integration()
     async with desk.api(integration.token) as ai:
@@ -44,9 +47,15 @@ async def queued(desk: Desk, **overrides: Any) -> str:
 
 
 async def box(page: Page, selector: str) -> FloatRect:
-    found = await page.locator(selector).first.bounding_box()
-    assert found is not None, f"{selector} is not shown"
-    return found
+    """Where an element is. The live socket may swap it for a fresh copy at any moment (the snapshot it sends on
+    connect does): measuring the old copy just as it leaves gives nothing, so measure again, the new one."""
+    locator = page.locator(selector).first
+    for _ in range(MEASURE_ATTEMPTS):
+        await locator.wait_for(state="visible", timeout=TIMEOUT_MS)
+        found = await locator.bounding_box()
+        if found is not None:
+            return found
+    raise AssertionError(f"{selector} is not shown")
 
 
 async def test_items_come_and_go_live_and_a_claim_race_has_one_winner(desk: Desk, chromium: Browser) -> None:
