@@ -257,3 +257,51 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=64)
     conversation_id: str | None = Field(default=None, index=True, max_length=32)
     detail: dict[str, Any] = _json(dict)
+
+
+class FallbackState(SQLModel, table=True):
+    """A conversation the desk itself is answering: a deterministic flow in progress, or a deferral collecting the
+    customer's contact and preferred time. At most one per conversation."""
+
+    __tablename__ = "fallback_states"
+    conversation_id: str = Field(primary_key=True, foreign_key="conversations.id", max_length=32)
+    kind: str = Field(max_length=16)  # "flow" | "callback"
+    name: str = Field(max_length=100)  # the flow's name, or the deferral's cause
+    step: int = 0
+    attempts: int = 0  # answers to the current step that did not fit it
+    collected: dict[str, Any] = _json(dict)
+    reason_code: str = Field(max_length=32)
+    context: dict[str, Any] = _json(dict)  # what the desk knew when it took over: signals, intent, detail
+    policy_version: str | None = Field(default=None, max_length=64)
+    started_at: datetime = _when()
+    updated_at: datetime = _when()
+
+
+class AIProvider(SQLModel, table=True):
+    """Circuit breaker state as the floor sees it. Each process keeps its own breaker; this row records the last
+    change, and a conditional update on it makes exactly one process raise (or clear) the alert."""
+
+    __tablename__ = "ai_providers"
+    id: str = Field(primary_key=True, max_length=64)  # a hash of the URL
+    integration_id: str | None = Field(default=None, index=True, max_length=32)
+    role: str = Field(max_length=16)  # "primary" | "secondary"
+    url: str = Field(max_length=2000)
+    state: str = Field(default="closed", max_length=16)  # closed | open | half_open
+    failure_rate: float | None = None
+    last_error: str | None = Field(default=None, max_length=200)
+    opened_at: datetime | None = _when(nullable=True)
+    changed_at: datetime = _when()
+
+
+class DeadLetter(SQLModel, table=True):
+    """An event its integration's webhook refused for good (a 4xx other than 408/429): kept for admins to replay."""
+
+    __tablename__ = "webhook_dead_letters"
+    id: str = Field(primary_key=True, max_length=32)
+    integration_id: str = Field(foreign_key="integrations.id", index=True, max_length=32)
+    event_id: int = Field(sa_type=BigInteger)
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+    created_at: datetime = _when(index=True)
+    replayed_at: datetime | None = _when(nullable=True)
+    replay_status: int | None = None
