@@ -19,7 +19,8 @@ class Settings:
     public_url: str = ""
     policy_file: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    turn_timeout_s: float = 8.0
+    # Overrides the policy's per-attempt AI time limit when set (DESK_TURN_TIMEOUT_S); unset: the policy's.
+    turn_timeout_s: float | None = None
     # Browser origins, besides the desk's own, whose pages may open the staff sockets and post the desk's forms.
     allowed_origins: tuple[str, ...] = ()
     # Sites that may embed the customer chat (widget.js frames /chat/...): "*" for any, or a list of origins.
@@ -42,7 +43,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         public_url=env.get("DESK_PUBLIC_URL", ""),
         policy_file=env.get("DESK_POLICY_FILE") or None,
         max_body_bytes=int(env.get("DESK_MAX_BODY_BYTES", str(DEFAULT_MAX_BODY_BYTES))),
-        turn_timeout_s=float(env.get("DESK_TURN_TIMEOUT_S", "8")),
+        turn_timeout_s=float(env["DESK_TURN_TIMEOUT_S"]) if env.get("DESK_TURN_TIMEOUT_S") else None,
         allowed_origins=_origins(env.get("DESK_ALLOWED_ORIGINS", "")),
         widget_origins=_origins(env.get("DESK_WIDGET_ORIGINS", "*")) or ("*",),
     )

@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
-from collections.abc import Callable
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
@@ -18,19 +21,29 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import httpx
 
+from desk.actions.fallback import due_for_requeue, record_ai_stats, requeue
+from desk.actions.outlook import Outlook, queue_outlook
+from desk.actions.providers import record_breaker
 from desk.bus import Bus, BusMessage, make_bus
 from desk.config import Settings
-from desk.fallback.turns import TurnDispatcher
+from desk.fallback.engine import FallbackEngine, with_timeout
+from desk.fallback.policy_file import PolicySource
+from desk.fallback.providers import Provider, Providers
 from desk.realtime.presence import FRAME_TYPE, Presence
 from desk.realtime.pump import EventPump
 from desk.store.db import Database
 from desk.store.events import EventRecord
+from desk.store.types import utcnow
 from desk.webhooks.delivery import Deliverer
 
+POLICY_CHECK_S = 2.0  # how often the policy file is looked at for changes (a stat, and a read when it changed)
+REQUEUE_SWEEP_S = 5.0  # how often deferred conversations whose time has come are put back in the queue
+STATS_FLUSH_S = 10.0  # AI turn counts are written this often (when there were turns): the KPIs' resolution
 # Measured with `make bench` at 1,000 msg/s: 1 thread cannot keep up with the round trips, 4 and 8 lose more to
 # the GIL than they gain in overlap (p99 50-380 ms against 22-38 ms with 2).
 POSTGRES_THREADS = 2
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 _collected: contextvars.ContextVar[list[EventRecord] | None] = contextvars.ContextVar("desk_collected", default=None)
@@ -61,12 +74,17 @@ class Runtime:
         self.bus: Bus = make_bus(settings.redis_url, namespace)
         self.pump = EventPump(self.db)
         self.http = httpx.AsyncClient(follow_redirects=False)
-        self.turns = TurnDispatcher(
-            self.call,
+        self.policy = PolicySource(settings.policy_file)
+        self.providers = Providers(
             self.http,
-            secret=settings.secret_key,
-            base_url=settings.base_url,
-            timeout_s=settings.turn_timeout_s,
+            lambda: with_timeout(self.policy.current.ai, settings.turn_timeout_s),
+            on_change=self._breaker_changed,
+        )
+        self.turns = FallbackEngine(
+            self.call,
+            self.providers,
+            lambda: self.policy.current,
+            self._outlook,
             transient=self.transient,
         )
         self.deliverer = Deliverer(self.db, self.http, self.pump)
@@ -82,8 +100,17 @@ class Runtime:
         await self.bus.start(self._on_bus)
         await self.deliverer.start()
         await self.presence.start()
+        self._forever(self._watch_policy)
+        self._forever(self._requeue_deferred)
+        self._forever(self._flush_stats)
 
     async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        counts = self.turns.take_stats()
+        if counts:
+            with suppress(Exception):
+                await self.call(record_ai_stats, counts=counts, seconds=STATS_FLUSH_S)
         await self.presence.stop()
         await self.turns.close()
         await self.deliverer.stop()
@@ -112,6 +139,60 @@ class Runtime:
     async def call_slow(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Like `call`, for CPU-heavy work (password hashing) that must not hold up the database thread."""
         return await anyio.to_thread.run_sync(partial(fn, self.db, *args, **kwargs))
+
+    def _forever(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        task = asyncio.get_running_loop().create_task(job())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _watch_policy(self) -> None:
+        while True:
+            await asyncio.sleep(POLICY_CHECK_S)
+            try:
+                await anyio.to_thread.run_sync(self.policy.reload)
+            except Exception:
+                log.exception("policy reload failed")
+
+    async def _requeue_deferred(self) -> None:
+        while True:
+            try:
+                now = utcnow()
+                for conversation_id in await self.call(due_for_requeue, now=now):
+                    await self.call(requeue, conversation_id=conversation_id, now=now)
+            except Exception:
+                log.exception("requeue sweep failed")
+            await asyncio.sleep(REQUEUE_SWEEP_S)
+
+    async def _flush_stats(self) -> None:
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(STATS_FLUSH_S)
+            counts = self.turns.take_stats()
+            now = time.monotonic()
+            if counts:
+                try:
+                    await self.call(record_ai_stats, counts=counts, seconds=now - started)
+                except Exception:
+                    log.exception("AI stats not recorded")
+            started = now
+
+    async def _outlook(self, skills: Sequence[str]) -> Outlook:
+        return await self.call(queue_outlook, skills=skills, online=list(self.presence.online_users()))
+
+    async def _breaker_changed(
+        self, provider: Provider, state: str, failure_rate: float | None, last_error: str | None
+    ) -> None:
+        log.warning("AI provider %s (%s) circuit breaker is now %s", provider.role, provider.url, state)
+        await self.call(
+            record_breaker,
+            provider_id=provider.key,
+            integration_id=provider.integration_id,
+            role=provider.role,
+            url=provider.url,
+            state=state,
+            failure_rate=failure_rate,
+            last_error=last_error,
+        )
 
     async def transient(self, frame: dict[str, Any]) -> None:
         """An ephemeral frame (typing, presence): to this process now, and to the other processes."""

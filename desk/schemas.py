@@ -95,6 +95,16 @@ class TurnReply(_Body):
     reply: str | None = Field(default=None, max_length=MAX_TEXT)
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     escalate: BundleFields | None = None
+    # Beyond the contract, read by the fallback engine: the intent the AI recognised (per-intent confidence
+    # thresholds, flows chosen by intent) and the data it lacked to answer (the missing_data ladder).
+    intent: str | None = Field(default=None, max_length=200)
+    missing_data: list[str] = Field(default_factory=list, max_length=20)
+
+    @property
+    def recognised_intent(self) -> str | None:
+        if self.intent:
+            return self.intent
+        return self.escalate.classification.intent if self.escalate is not None else None
 
 
 class Outcome(BaseModel):

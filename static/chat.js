@@ -270,6 +270,19 @@
 
   // --- status, typing, errors -------------------------------------------------------------------------------
 
+  // The estimate comes from recent claim rates (the server rounds it to the half minute); none without claims.
+  function etaText(seconds) {
+    var value = Number(seconds);
+    if (seconds === null || seconds === undefined || !isFinite(value) || value < 0) {
+      return "";
+    }
+    if (value < 60) {
+      return "Expected wait: under a minute.";
+    }
+    var minutes = Math.round(value / 60);
+    return "Expected wait: about " + minutes + (minutes === 1 ? " minute." : " minutes.");
+  }
+
   function statusParts(frame, previous) {
     var agent = cleanName(frame.agent && frame.agent.name);
     var position = Number(frame.position);
@@ -279,12 +292,20 @@
         if (Number.isInteger(position) && position > 0) {
           parts.push(" You're number " + position + " in line.");
         }
+        var eta = etaText(frame.eta_s);
+        if (eta) {
+          parts.push(" " + eta);
+        }
         return parts;
       case "assigned":
         return agent ? ["You're now chatting with ", { name: agent }, "."] : ["You're now chatting with our team."];
       case "bot":
         return [previous && previous !== "bot" ? "You're back with the assistant." : "You're chatting with the assistant."];
       case "deferred":
+        var when = frame.deferred_until ? new Date(String(frame.deferred_until)) : null;
+        if (when && !isNaN(when.getTime())) {
+          return ["Our team will get back to you around " + when.toLocaleString([], { dateStyle: "full", timeStyle: "short" }) + "."];
+        }
         return [String(frame.message || "Our team will get back to you.")];
       case "resolved":
         return ["This conversation is resolved. Write again any time."];

@@ -9,8 +9,9 @@ every handoff ever made.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlmodel import Session, col
@@ -19,7 +20,7 @@ from desk.auth.principals import StaffPrincipal
 from desk.domain.states import Status, is_staff_manager
 from desk.errors import Forbidden
 from desk.store.db import Database
-from desk.store.models import AuditEntry, Conversation, Customer, Handoff, User
+from desk.store.models import AIProvider, AuditEntry, Conversation, Customer, Handoff, User
 from desk.store.queue import QUEUE_ORDER
 from desk.store.types import utcnow
 
@@ -84,6 +85,24 @@ class FloorData:
     waiting: list[OnFloor]
     live: list[OnFloor]
     more_waiting: int = 0
+    providers: list[ProviderHealth] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ProviderHealth:
+    """An AI provider's circuit breaker as last recorded: "closed" is healthy, "open" an outage the desk is routing
+    around, "half_open" a trial call deciding."""
+
+    role: str
+    url: str
+    state: str
+    since: datetime
+    failure_rate: float | None
+    last_error: str | None
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).netloc or self.url
 
 
 def sla_risk(created_at: datetime, due_at: datetime, now: datetime) -> str:
@@ -105,8 +124,15 @@ def read_floor(db: Database, viewer: StaffPrincipal) -> FloorData:
         today = _today_counts(session, now)
         waiting = _waiting(session, now)
         live = _live(session)
+        providers = _providers(session)
     tiles = Tiles(queued_now, oldest, today["claimed"], today["returned"], today["abandoned"])
-    return FloorData(now, staff, skills, tiles, waiting, live, more_waiting=max(0, queued_now - len(waiting)))
+    more = max(0, queued_now - len(waiting))
+    return FloorData(now, staff, skills, tiles, waiting, live, more_waiting=more, providers=providers)
+
+
+def _providers(session: Session) -> list[ProviderHealth]:
+    rows = session.execute(select(AIProvider).order_by(col(AIProvider.role), col(AIProvider.url))).scalars()
+    return [ProviderHealth(p.role, p.url, p.state, p.changed_at, p.failure_rate, p.last_error) for p in rows]
 
 
 def _staff_loads(session: Session) -> list[StaffLoad]:

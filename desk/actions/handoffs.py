@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -58,12 +58,15 @@ def escalate(
     idempotency_key: str | None,
     secret: str,
     base_url: str,
+    policy_version: str | None = None,
+    sla_s: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Queue a conversation for a human with its context bundle. Returns (answer, created)."""
     fingerprint = request_hash(bundle)
+    routing = (policy_version, sla_s)
     for _attempt in range(3):
         try:
-            return _escalate(db, integration, bundle, idempotency_key, fingerprint, secret, base_url)
+            return _escalate(db, integration, bundle, idempotency_key, fingerprint, secret, base_url, routing)
         except _Replay as replay:
             return replay.answer, False
         except IntegrityError:
@@ -105,7 +108,9 @@ def _escalate(
     fingerprint: str,
     secret: str,
     base_url: str,
+    routing: tuple[str | None, int | None],
 ) -> tuple[dict[str, Any], bool]:
+    policy_version, sla_s = routing
     with transaction(db) as tx:
         if idempotency_key is not None:
             seen = tx.session.get(IdempotencyKey, (integration.id, idempotency_key))
@@ -114,7 +119,15 @@ def _escalate(
                     raise _key_reused()
                 raise _Replay(seen.response)
         conversation = _conversation_for(tx, integration, bundle, secret)
-        handoff = open_handoff(tx, conversation, bundle, actor_kind="integration", actor_id=integration.id)
+        handoff = open_handoff(
+            tx,
+            conversation,
+            bundle,
+            actor_kind="integration",
+            actor_id=integration.id,
+            sla_s=sla_s,
+            policy_version=policy_version,
+        )
         answer = {
             "conversation_id": conversation.id,
             "handoff_id": handoff.id,
@@ -172,19 +185,30 @@ def _conversation_for(tx: Tx, integration: IntegrationPrincipal, bundle: dict[st
     return conversation
 
 
-def open_handoff(
-    tx: Tx, conversation: Conversation, bundle: dict[str, Any], *, actor_kind: str, actor_id: str | None
+def new_handoff(
+    tx: Tx,
+    conversation: Conversation,
+    bundle: dict[str, Any],
+    *,
+    sla_s: int | None = None,
+    policy_version: str | None = None,
+    status: str = "queued",
 ) -> Handoff:
-    """Put a conversation in the queue with its context bundle (used by escalations and by the desk itself)."""
+    """The handoff row for a context bundle, added to the session. Its SLA is the tighter of the priority's and
+    the policy's for the reason (`sla_s`)."""
     now = utcnow()
     reason = bundle["reason"]
     priority = bundle.get("priority") or Priority.NORMAL.value
     transcript = bundle.get("transcript")
     if transcript is None:
         transcript = _transcript_of(tx, conversation.id)
+    due = sla_due(priority, now)
+    if sla_s is not None:
+        due = min(due, now + timedelta(seconds=sla_s))
     handoff = Handoff(
         id=new_id(),
         conversation_id=conversation.id,
+        status=status,
         reason_code=reason["code"],
         reason_detail=reason.get("detail"),
         confidence=reason.get("confidence"),
@@ -196,14 +220,31 @@ def open_handoff(
         transcript=transcript,
         meta=bundle.get("metadata") or {},
         start_seq=conversation.last_seq,
+        policy_version=policy_version,
         created_at=now,
-        sla_due_at=sla_due(priority, now),
+        sla_due_at=due,
     )
     tx.session.add(handoff)
-    conversation.status = Status.QUEUED
-    conversation.assignee_id = None
     conversation.open_handoff_id = handoff.id
     conversation.updated_at = now
+    return handoff
+
+
+def open_handoff(
+    tx: Tx,
+    conversation: Conversation,
+    bundle: dict[str, Any],
+    *,
+    actor_kind: str,
+    actor_id: str | None,
+    sla_s: int | None = None,
+    policy_version: str | None = None,
+) -> Handoff:
+    """Put a conversation in the queue with its context bundle (used by escalations and by the desk itself)."""
+    _supersede_deferred(tx, conversation)
+    handoff = new_handoff(tx, conversation, bundle, sla_s=sla_s, policy_version=policy_version)
+    conversation.status = Status.QUEUED
+    conversation.assignee_id = None
     tx.session.add(conversation)
     tx.session.flush()
     system_message(tx, conversation.id, QUEUED_TEXT)
@@ -222,8 +263,21 @@ def open_handoff(
         conversation_id=conversation.id,
         handoff_id=handoff.id,
         reason=handoff.reason_code,
+        policy_version=policy_version,
     )
     return handoff
+
+
+def _supersede_deferred(tx: Tx, conversation: Conversation) -> None:
+    """A deferred conversation escalated again: its deferral's handoff ends here, the new one takes over."""
+    if conversation.status != Status.DEFERRED or conversation.open_handoff_id is None:
+        return
+    earlier = tx.session.get(Handoff, conversation.open_handoff_id)
+    if earlier is not None and earlier.status == "deferred":
+        earlier.status = "superseded"
+        earlier.finished_at = utcnow()
+        tx.session.add(earlier)
+    conversation.deferred_until = None
 
 
 def _transcript_of(tx: Tx, conversation_id: str) -> list[dict[str, Any]]:

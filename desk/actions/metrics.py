@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from desk.store.db import Database
-from desk.store.models import Handoff, LearningEntry
+from desk.store.models import Event, Handoff, LearningEntry
 from desk.store.types import iso, utcnow
 
 
@@ -60,12 +61,55 @@ def _kpis(handoffs: Iterable[Handoff], entries: dict[str, LearningEntry], now: d
     }
 
 
+AI_EVENTS = ("ai.stats", "signal.detected", "fallback.tier", "conversation.deferred", "ai.breaker_opened")
+
+
+def _ai_kpis(rows: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """AI availability and the fallback engine's activity, from the events of the window."""
+    counts: Counter[str] = Counter()
+    signals: Counter[str] = Counter()
+    tiers: Counter[str] = Counter()
+    breaches = deferrals = outages = 0
+    for kind, data in rows:
+        if kind == "ai.stats":
+            counts.update({k: int(v) for k, v in (data.get("counts") or {}).items()})
+        elif kind == "signal.detected":
+            signals[str(data.get("kind"))] += 1
+            breaches += data.get("kind") == "guardrail"
+        elif kind == "fallback.tier":
+            tiers[str(data.get("tier"))] += 1
+        elif kind == "conversation.deferred":
+            deferrals += 1
+        else:
+            outages += 1
+    return {
+        "turns": counts["turns"],
+        "answered": counts["answered"],
+        "failed": counts["failed"],
+        "availability": _rate(counts["answered"], counts["turns"]),
+        "attempts": {k: v for k, v in sorted(counts.items()) if "." in k},
+        "fallback_activations": dict(sorted(tiers.items())),
+        "signals": dict(sorted(signals.items())),
+        "policy_breach_incidents": breaches,
+        "deferrals": deferrals,
+        "breaker_openings": outages,
+    }
+
+
 def summary(db: Database, *, window: timedelta) -> dict[str, Any]:
     now = utcnow()
     since = now - window
     with db.read() as session:
         handoffs = list(session.exec(select(Handoff).where(col(Handoff.created_at) >= since)))
         ids = [h.id for h in handoffs]
+        ai_rows = [
+            (row[0], row[1])
+            for row in session.execute(
+                sa_select(col(Event.type), col(Event.data)).where(
+                    col(Event.type).in_(AI_EVENTS), col(Event.at) >= since
+                )
+            )
+        ]
         entries = (
             {e.handoff_id: e for e in session.exec(select(LearningEntry).where(col(LearningEntry.handoff_id).in_(ids)))}
             if ids
@@ -78,4 +122,5 @@ def summary(db: Database, *, window: timedelta) -> dict[str, Any]:
         "window": {"from": iso(since), "to": iso(now), "seconds": int(window.total_seconds())},
         "overall": _kpis(handoffs, entries, now),
         "by_reason": {reason: _kpis(items, entries, now) for reason, items in sorted(by_reason.items())},
+        "ai": _ai_kpis(ai_rows),
     }

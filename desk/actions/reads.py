@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,10 +17,10 @@ from desk.domain.states import Status
 from desk.errors import NotFound
 from desk.ids import hash_token
 from desk.store.db import Database
-from desk.store.models import Conversation, Customer, Handoff, HandoffAgent, Message, Note, User
-from desk.store.queue import QueueRow, position_of, queue_slice, queued_skills
+from desk.store.models import Conversation, Customer, Event, Handoff, HandoffAgent, Message, Note, User
+from desk.store.queue import QueueRow, claim_rate, estimated_wait_s, position_of, queue_slice, queued_skills
 from desk.store.shapes import customer_json, handoff_json, message_json, note_json, user_ref
-from desk.store.types import iso
+from desk.store.types import iso, utcnow
 
 Viewer = StaffPrincipal | IntegrationPrincipal | CustomerPrincipal
 
@@ -84,7 +85,27 @@ def read_conversation(db: Database, conversation_id: str, viewer: Viewer) -> dic
                 select(Note).where(Note.conversation_id == conversation_id).order_by(Note.created_at)  # type: ignore[arg-type]
             ).scalars()
             body["notes"] = [note_json(n) for n in notes]
+            body["fallback"] = fallback_timeline(session, conversation_id)
     return body
+
+
+FALLBACK_EVENTS = (
+    "signal.detected",
+    "fallback.tier",
+    "conversation.deferred",
+    "callback.scheduled",
+    "handoff.requeued",
+)
+
+
+def fallback_timeline(session: Session, conversation_id: str) -> list[dict[str, Any]]:
+    """What the fallback engine detected and did in this conversation, oldest first: staff only."""
+    rows = session.execute(
+        select(Event)
+        .where(col(Event.conversation_id) == conversation_id, col(Event.type).in_(FALLBACK_EVENTS))
+        .order_by(col(Event.id))
+    ).scalars()
+    return [{"id": e.id, "type": e.type, "at": iso(e.at), "data": e.data} for e in rows]
 
 
 def messages_after(db: Database, conversation_id: str, after_seq: int, limit: int = 500) -> list[Message]:
@@ -123,7 +144,14 @@ def customer_status(db: Database, conversation_id: str) -> dict[str, Any]:
             if agent is not None:
                 frame["agent"] = {"name": agent.name}
         if conversation.status == "queued" and conversation.open_handoff_id:
-            frame["position"] = _position(session, conversation.open_handoff_id)
+            position = _position(session, conversation.open_handoff_id)
+            frame["position"] = position
+            # Rounded up to the half minute: the estimate is rough, and a frame that changes every second would
+            # resend the status on every refresh for nothing.
+            wait = estimated_wait_s(position, claim_rate(session, utcnow()))
+            frame["eta_s"] = None if wait is None else int(math.ceil(wait / 30.0) * 30)
+        if conversation.status == "deferred":
+            frame["deferred_until"] = iso(conversation.deferred_until)
     return frame
 
 

@@ -202,6 +202,8 @@ class Event(SQLModel, table=True):
     """The rows every feed and socket reads. `id` grows in commit order (see desk/store/db.py)."""
 
     __tablename__ = "events"
+    # KPIs count detections, tiers and AI stats over a window by type and time (desk/actions/metrics.py).
+    __table_args__ = (Index("ix_events_type_at", "type", "at"),)
     id: int | None = Field(
         default=None,
         sa_column=Column(Integer().with_variant(BigInteger, "postgresql"), primary_key=True, autoincrement=True),

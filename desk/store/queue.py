@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Subquery, Text, case, cast, func, literal_column, select
@@ -174,3 +174,37 @@ def position_of(session: Session, handoff: Handoff) -> int:
         .where(col(Handoff.priority).in_(ahead_priorities) | same_priority_ahead)
     ).scalar()
     return int(ahead or 0) + 1
+
+
+CLAIM_RATE_WINDOW_S = 3600.0  # claims older than this say little about the floor now
+CLAIM_RATE_SAMPLE = 20  # the most recent claims that are enough to estimate from
+
+
+def claim_rate(session: Session, now: datetime) -> float | None:
+    """Claims per second lately: the last CLAIM_RATE_SAMPLE claims within the window, over the time they span
+    (at least a minute, so a burst of two claims does not promise seconds). None with fewer than two."""
+    since = now - timedelta(seconds=CLAIM_RATE_WINDOW_S)
+    times = list(
+        session.execute(
+            select(col(Handoff.claimed_at))
+            .where(col(Handoff.claimed_at) >= since)
+            .order_by(col(Handoff.claimed_at).desc())
+            .limit(CLAIM_RATE_SAMPLE)
+        ).scalars()
+    )
+    if len(times) < 2:
+        return None
+    earliest: datetime = min(times)
+    span = max(60.0, (now - earliest).total_seconds())
+    return len(times) / span
+
+
+def estimated_wait_s(position: int, rate: float | None) -> float | None:
+    """How long the customer at `position` should wait, at the recent claim rate."""
+    if rate is None or rate <= 0 or position < 1:
+        return None
+    return position / rate
+
+
+def queue_length(session: Session) -> int:
+    return _count(session, None)

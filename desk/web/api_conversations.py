@@ -88,6 +88,7 @@ async def escalate(request: Request) -> JSONResponse:
     if key is not None and not 1 <= len(key) <= 200:
         raise ValidationFailed("Idempotency-Key must be 1 to 200 characters.", fields={"Idempotency-Key": "length"})
     rt = auth.runtime(request)
+    policy = rt.policy.current
     answer, _created = await rt.call(
         handoffs.escalate,
         integration=who,
@@ -95,6 +96,8 @@ async def escalate(request: Request) -> JSONResponse:
         idempotency_key=key,
         secret=rt.settings.secret_key,
         base_url=rt.settings.base_url,
+        policy_version=policy.version,
+        sla_s=policy.reason(bundle.reason.code).sla_s,
     )
     # A replay returns the first answer, status included.
     return JSONResponse(answer, status_code=201)

@@ -49,6 +49,8 @@ STATUS_EVENTS = frozenset(
         "conversation.resolved",
         "conversation.abandoned",
         "conversation.deferred",
+        "callback.scheduled",
+        "handoff.requeued",
     }
 )
 
@@ -188,7 +190,7 @@ class ChatSession:
         if posted.status != self.status.get("status"):  # reopened by this message: no event says so
             async with self.send_lock:
                 await self.send_status(only_if_changed=True)
-        if posted.created and posted.status == "bot":
+        if posted.created and posted.status in ("bot", "deferred"):  # the AI's turn, or a deferral's question
             self.rt.turns.schedule(self.conversation_id, message_json(posted.message))
 
 

@@ -1,4 +1,4 @@
-"""fallback states, AI providers, webhook dead letters
+"""fallback states, AI providers, webhook dead letters; events by type and time
 
 Revision ID: 0003
 Revises: 0002
@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.create_index("ix_events_type_at", ["type", "at"], unique=False)
     op.create_table(
         "ai_providers",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -75,6 +77,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_index("ix_events_type_at")
     op.drop_table("fallback_states")
     with op.batch_alter_table("webhook_dead_letters", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_dead_letters_integration_id"))
