@@ -44,6 +44,8 @@ CSV_COLUMNS = (
     "agent_id",
     "agent_name",
     "csat",
+    "policy_version",
+    "signals",
 )
 
 
@@ -76,6 +78,7 @@ def record_learning(
         agent_id=agent.id if agent else None,
         agent_name=agent.name if agent else None,
         policy_version=handoff.policy_version,
+        signals=[s for s in handoff.meta.get("signals") or [] if isinstance(s, dict)],
         created_at=at,
     )
     tx.session.add(entry)
@@ -111,6 +114,7 @@ def to_csv(entries: Iterable[dict[str, Any]]) -> str:
                 "confidence": entry["reason"]["confidence"],
                 "skills": ";".join(entry["skills"]),
                 "tags": ";".join(entry["tags"]),
+                "signals": ";".join(str(signal.get("kind")) for signal in entry["signals"]),
                 "intent": (entry["classification"] or {}).get("intent"),
                 "agent_id": entry["agent"]["id"],
                 "agent_name": entry["agent"]["name"],

@@ -247,6 +247,8 @@ class LearningEntry(SQLModel, table=True):
     agent_name: str | None = Field(default=None, max_length=200)
     csat: int | None = None
     policy_version: str | None = Field(default=None, max_length=64)
+    # What the fallback engine detected before the handoff (the bundle's metadata.signals), for learning.
+    signals: list[dict[str, Any]] = _json(list)
     created_at: datetime = _when(index=True)
 
 

@@ -94,5 +94,6 @@ def learning_json(entry: LearningEntry) -> dict[str, Any]:
         "agent": {"id": entry.agent_id, "name": entry.agent_name},
         "csat": entry.csat,
         "policy_version": entry.policy_version,
+        "signals": entry.signals,
         "created_at": iso(entry.created_at),
     }

@@ -1,4 +1,4 @@
-"""fallback states, AI providers, webhook dead letters; events by type and time
+"""fallback states, AI providers, webhook dead letters; events by type and time; signals in the learning log
 
 Revision ID: 0003
 Revises: 0002
@@ -17,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("learning_entries", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("signals", sa.JSON(), nullable=False, server_default="[]"))
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.create_index("ix_events_type_at", ["type", "at"], unique=False)
     op.create_table(
@@ -77,6 +79,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("learning_entries", schema=None) as batch_op:
+        batch_op.drop_column("signals")
     with op.batch_alter_table("events", schema=None) as batch_op:
         batch_op.drop_index("ix_events_type_at")
     op.drop_table("fallback_states")
