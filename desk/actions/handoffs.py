@@ -32,7 +32,7 @@ from desk.domain.states import CLOSED, AuthorKind, Status
 from desk.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from desk.ids import new_id
 from desk.store.db import Database
-from desk.store.models import Conversation, Handoff, HandoffAgent, IdempotencyKey, Message, User
+from desk.store.models import Conversation, FallbackState, Handoff, HandoffAgent, IdempotencyKey, Message, User
 from desk.store.queue import position_of
 from desk.store.shapes import handoff_json, message_json
 from desk.store.types import utcnow
@@ -242,6 +242,9 @@ def open_handoff(
 ) -> Handoff:
     """Put a conversation in the queue with its context bundle (used by escalations and by the desk itself)."""
     _supersede_deferred(tx, conversation)
+    desk_answering = tx.session.get(FallbackState, conversation.id)
+    if desk_answering is not None:  # a flow or a deferral's questions: the human takes over from here
+        tx.session.delete(desk_answering)
     handoff = new_handoff(tx, conversation, bundle, sla_s=sla_s, policy_version=policy_version)
     conversation.status = Status.QUEUED
     conversation.assignee_id = None

@@ -298,7 +298,8 @@ class AIProvider(SQLModel, table=True):
 
 
 class DeadLetter(SQLModel, table=True):
-    """An event its integration's webhook refused for good (a 4xx other than 408/429): kept for admins to replay."""
+    """An event its integration's webhook refused for good (a 3xx, or a 4xx other than 408/429): kept for admins to
+    replay."""
 
     __tablename__ = "webhook_dead_letters"
     id: str = Field(primary_key=True, max_length=32)

@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from desk.config import Settings
 from desk.runtime import Runtime
-from desk.web import api_conversations, api_staff, openapi, pages, ui_socket, ws_chat, ws_staff
+from desk.web import api_admin, api_conversations, api_staff, openapi, pages, ui_socket, ws_chat, ws_staff
 from desk.web.errors import EXCEPTION_HANDLERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +43,7 @@ def create_app(settings: Settings, *, extra_routes: Sequence[BaseRoute] = ()) ->
         Route("/healthz", healthz, methods=["GET"]),
         *api_conversations.ROUTES,
         *api_staff.ROUTES,
+        *api_admin.ROUTES,
         *openapi.ROUTES,
         *ws_chat.ROUTES,
         *ws_staff.ROUTES,

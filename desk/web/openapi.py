@@ -163,6 +163,18 @@ def document() -> dict[str, Any]:
                     params=[{"name": "window", "in": "query", "schema": {"type": "string", "example": "1h"}}],
                 )
             },
+            "/api/v1/admin/dead-letters": {
+                "get": _op(
+                    "Webhook dead letters, newest first (admins)",
+                    "admin",
+                    params=[{"name": "integration_id", "in": "query", "schema": {"type": "string"}}],
+                )
+            },
+            "/api/v1/admin/dead-letters/{id}/replay": {
+                "post": _op(
+                    "Send a dead-lettered event again now, answered after the attempt (admins)", "admin", params=_ID
+                )
+            },
             "/api/v1/learning-log": {
                 "get": _op(
                     "Learning log entries",

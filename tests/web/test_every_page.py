@@ -20,6 +20,7 @@ def pages(seeded: Seeded) -> list[str]:
         "/learning",
         "/admin/users",
         "/admin/integrations",
+        "/admin/webhooks",
         "/admin/canned-replies",
         f"/chat/{seeded.customer_token}",
         f"/chat/{seeded.customer_token}?embed=1",
