@@ -30,17 +30,41 @@ def _ready_settings() -> Settings:
         db.dispose()
 
 
+def _policy_file_ok(settings: Settings) -> bool:
+    """A serving process refuses to start on a policy file it cannot use, rather than run without its rules."""
+    from desk.fallback.policy_file import PolicyError, load_policy
+
+    try:
+        load_policy(settings.policy_file)
+    except PolicyError as exc:
+        print(f"error: invalid policy file\n{exc}", file=sys.stderr)
+        return False
+    except OSError as exc:
+        print(f"error: invalid policy file: cannot read {settings.policy_file}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from desk.serve import serve
 
+    if not _policy_file_ok(load_settings()):
+        return 2
     serve(_ready_settings())
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from desk.demo_ai.modes import MODES
+
+    if args.ai not in MODES:
+        print(f"error: --ai must be one of {', '.join(MODES)}, not {args.ai!r}", file=sys.stderr)
+        return 2
     from desk.demo import run_demo
 
-    run_demo(_ready_settings())
+    if not _policy_file_ok(load_settings()):
+        return 2
+    run_demo(_ready_settings(), ai_mode=args.ai)
     return 0
 
 
@@ -137,11 +161,42 @@ def cmd_learning_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from desk.fallback.policy_file import PolicyError, load_policy
+
+    try:
+        policy = load_policy(args.file)
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    counts = f"{len(policy.reasons)} reasons, {len(policy.guardrails)} guardrails, {len(policy.flows)} flows"
+    print(f"{args.file}: ok, version {policy.version} ({counts})")
+    return 0
+
+
+def cmd_policy_show(args: argparse.Namespace) -> int:
+    from desk.fallback.policy_file import builtin_policy_text
+
+    sys.stdout.write(builtin_policy_text())
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="desk", description="Human-handoff desk for AI agents.")
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="apply migrations and run the server").set_defaults(func=cmd_serve)
-    sub.add_parser("demo", help="serve with demo data, a demo AI and demo staff").set_defaults(func=cmd_demo)
+    demo = sub.add_parser("demo", help="serve with demo data, a demo AI and demo staff")
+    # The modes are checked in cmd_demo: importing the demo AI here would slow every command down.
+    demo.add_argument(
+        "--ai",
+        metavar="MODE",
+        default="healthy",
+        help="how the demo AI starts: healthy, slow, flaky or down (switch it later at /demo-ai/)",
+    )
+    demo.set_defaults(func=cmd_demo)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
     user = sub.add_parser("user", help="staff accounts").add_subparsers(dest="user_command", required=True)
@@ -179,6 +234,14 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--since")
     export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     export.set_defaults(func=cmd_learning_export)
+
+    policy = sub.add_parser("policy", help="the fallback policy file").add_subparsers(
+        dest="policy_command", required=True
+    )
+    check = policy.add_parser("check", help="validate a policy file; prints every problem with its line")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_policy_check)
+    policy.add_parser("show", help="print the built-in policy file, to copy").set_defaults(func=cmd_policy_show)
     return root
 
 

@@ -2,6 +2,8 @@
 
 The demo AI is mounted in the same server at /demo-ai but talks to Desk only over HTTP, through the contract:
 Desk posts it turns and events, and it answers or posts back through the JSON API with its integration token.
+It is the integration's primary provider and, at /demo-ai/backup/webhook, its backup; the page at /demo-ai/
+switches both between healthy, slow, flaky and down, so a new user can watch each tier of the fallback ladder.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from desk.actions.staff import create_user
 from desk.auth.principals import IntegrationPrincipal
 from desk.config import Settings
 from desk.demo_ai.app import build_demo_ai
+from desk.demo_ai.modes import HEALTHY, Modes
 from desk.errors import Conflict
 from desk.serve import serve
 from desk.store.db import Database
@@ -56,11 +59,12 @@ def seed(db: Database, settings: Settings) -> Credentials:
                 capacity=3,
             )
     webhook = f"{settings.base_url}/demo-ai/webhook"
+    backup = f"{settings.base_url}/demo-ai/backup/webhook"
     existing = find_by_name(db, DEMO_AI_NAME)
     if existing is None:
-        return create_integration(db, name=DEMO_AI_NAME, webhook_url=webhook)
+        return create_integration(db, name=DEMO_AI_NAME, webhook_url=webhook, fallback_webhook_url=backup)
     # The token is stored only as a hash: a new run gets fresh credentials for its demo AI.
-    return rotate_credentials(db, integration_id=existing.id, webhook_url=webhook)
+    return rotate_credentials(db, integration_id=existing.id, webhook_url=webhook, fallback_webhook_url=backup)
 
 
 def _new_chat_route(db: Database, settings: Settings, credentials: Credentials) -> Route:
@@ -81,7 +85,7 @@ def _new_chat_route(db: Database, settings: Settings, credentials: Credentials) 
     return Route("/demo/chat", new_chat, methods=["GET"])
 
 
-def banner(settings: Settings) -> str:
+def banner(settings: Settings, ai_mode: str = HEALTHY) -> str:
     base = settings.base_url
     lines = [
         "",
@@ -90,6 +94,7 @@ def banner(settings: Settings) -> str:
         f"  Floor:           {base}/floor   (supervisors and admins: live floor, learning log, admin pages)",
         f"  Customer chat:   {base}/demo/chat   (opens a new conversation with the demo AI)",
         f"  API docs:        {base}/api/v1/openapi.json",
+        f"  Demo AI:         {base}/demo-ai/   (now {ai_mode}; make it slow, flaky or down to see each fallback tier)",
         "",
         "  Logins (password for all: " + DEMO_PASSWORD + "):",
         *[f"    {p.role:<10} {p.email}" for p in STAFF],
@@ -102,10 +107,12 @@ def banner(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def run_demo(settings: Settings) -> None:
+def run_demo(settings: Settings, *, ai_mode: str = HEALTHY) -> None:
+    """`ai_mode`: how the demo AI starts (desk/demo_ai/modes.py); ValueError for an unknown one."""
+    modes = Modes(ai_mode)
     db = Database(settings.database_url)
     credentials = seed(db, settings)
     db.dispose()
-    demo_ai = build_demo_ai(settings.base_url, credentials.token, credentials.webhook_secret)
+    demo_ai = build_demo_ai(settings.base_url, credentials.token, credentials.webhook_secret, modes=modes)
     routes = [Mount("/demo-ai", app=demo_ai), _new_chat_route(db, settings, credentials)]
-    serve(settings, extra_routes=routes, banner=banner(settings))
+    serve(settings, extra_routes=routes, banner=banner(settings, modes.mode))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -28,17 +29,18 @@ from tests._support import (
 DEMO_PASSWORD = "demo-password"
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def running_demo(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`desk demo ARGS` on a fresh SQLite database, once its banner is out."""
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     port = free_port()
     log_path = tmp_path / "demo.log"
-    env = desk_env(url, DESK_PORT=str(port), DESK_HOST="127.0.0.1")
-    env.pop("DESK_SECRET_KEY")  # as a new user runs it: the secret is generated
+    environment = desk_env(url, DESK_PORT=str(port), DESK_HOST="127.0.0.1", **(env or {}))
+    environment.pop("DESK_SECRET_KEY")  # as a new user runs it: the secret is generated
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(DESK_BIN), "demo"],
-            env=env,
+            [str(DESK_BIN), "demo", *args],
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -56,10 +58,17 @@ def demo(tmp_path: Path) -> Iterator[Server]:
         server.stop()
 
 
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Server]:
+    with running_demo(tmp_path) as server:
+        yield server
+
+
 def test_banner_prints_urls_and_logins(demo: Server) -> None:
     banner = demo.log_path.read_text()
     assert f"{demo.url}/login" in banner
     assert f"{demo.url}/demo/chat" in banner
+    assert f"{demo.url}/demo-ai/   (now healthy" in banner
     for email in ("ada@demo.desk", "sam@demo.desk"):
         assert email in banner
     assert DEMO_PASSWORD in banner

@@ -114,11 +114,17 @@ def _get(tx: Tx, integration_id: str) -> Integration:
 
 
 def rotate_credentials(
-    db: Database, *, integration_id: str, webhook_url: str | None = None, by: StaffPrincipal | None = None
+    db: Database,
+    *,
+    integration_id: str,
+    webhook_url: str | None = None,
+    fallback_webhook_url: str | None = None,
+    by: StaffPrincipal | None = None,
 ) -> Credentials:
-    """A new token and webhook secret; the old ones stop working at once."""
+    """A new token and webhook secret; the old ones stop working at once. A webhook URL given replaces the old."""
     _require_admin(by)
     webhook_url = check_webhook_url(webhook_url)
+    fallback_webhook_url = check_webhook_url(fallback_webhook_url, "fallback_webhook_url")
     token = new_token(INTEGRATION_PREFIX)
     secret = "whsec_" + secrets.token_urlsafe(32)
     with transaction(db) as tx:
@@ -127,6 +133,8 @@ def rotate_credentials(
         integration.webhook_secret = secret
         if webhook_url is not None:
             integration.webhook_url = webhook_url
+        if fallback_webhook_url is not None:
+            integration.fallback_webhook_url = fallback_webhook_url
         tx.session.add(integration)
         _audit(tx, "integration.rotate", by, integration_id)
     return Credentials(id=integration_id, token=token, webhook_secret=secret)
