@@ -149,7 +149,9 @@ class Runtime:
         while True:
             await asyncio.sleep(POLICY_CHECK_S)
             try:
-                await anyio.to_thread.run_sync(self.policy.reload)
+                if await anyio.to_thread.run_sync(self.policy.reload):
+                    # Warning level, the server's log level: operators should see what routes from now on.
+                    log.warning("fallback policy reloaded: version %s", self.policy.current.version)
             except Exception:
                 log.exception("policy reload failed")
 

@@ -66,10 +66,13 @@ QUEUE_EVENTS = frozenset(
         "conversation.resolved",
         "conversation.abandoned",
         "control.returned",
-        "conversation.deferred",  # not written yet; a deferral from the queue will take the item out
+        "conversation.deferred",
+        "handoff.requeued",
     }
 )
 STATUS_EVENTS = QUEUE_EVENTS
+# The floor also shows the AI providers' health: an outage (or its end) re-renders it even when no queue moved.
+FLOOR_EVENTS = QUEUE_EVENTS | {"ai.breaker_opened", "ai.breaker_closed"}
 BATCH_MAX = 500
 MAX_ID_CHARS = 64
 TYPING_MIN_INTERVAL_S = 1.0
@@ -175,9 +178,10 @@ class UiSession:
             self.held = q.held_ids(mine)
             parts.append(q.mine_html(mine, oob=True))
         if self.page == "floor":
+            floor_event = max((e.id for e in events if e.type in FLOOR_EVENTS), default=None)
             online_changed = any(f.get("type") == "_presence" and f.get("online") for f in frames)
-            if queue_event is not None or online_changed:
-                key = ("event", queue_event) if queue_event else ("presence", self.rt.presence.version)
+            if floor_event is not None or online_changed:
+                key = ("event", floor_event) if floor_event else ("presence", self.rt.presence.version)
                 parts.append(await self.floor_html(key))
         # A status change re-renders the whole timeline, which includes whatever was to be appended.
         parts += await self.conversation_parts() if status_changed else appended
