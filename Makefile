@@ -50,6 +50,7 @@ test: lint $(CHROMIUM)
 bench: install
 	$(BIN)/python -m bench.message_path
 	$(BIN)/python -m bench.queue_page
+	$(BIN)/python -m bench.fallback_path
 
 lock:
 	uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock --no-header

@@ -15,13 +15,20 @@ from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
 import httpx
 
-from desk.actions.fallback import due_for_requeue, record_ai_stats, requeue
+from desk.actions.fallback import (
+    complete_handoff,
+    due_for_requeue,
+    record_ai_stats,
+    requeue,
+    unfinished_handoffs,
+)
 from desk.actions.outlook import Outlook, queue_outlook
 from desk.actions.providers import record_breaker
 from desk.bus import Bus, BusMessage, make_bus
@@ -38,6 +45,9 @@ from desk.webhooks.delivery import Deliverer
 
 POLICY_CHECK_S = 2.0  # how often the policy file is looked at for changes (a stat, and a read when it changed)
 REQUEUE_SWEEP_S = 5.0  # how often deferred conversations whose time has come are put back in the queue
+# A handoff announced to the customer but not made this long after (its process died in between) is made by the
+# sweep of any process.
+UNFINISHED_HANDOFF_S = 30.0
 STATS_FLUSH_S = 10.0  # AI turn counts are written this often (when there were turns): the KPIs' resolution
 # Measured with `make bench` at 1,000 msg/s: 1 thread cannot keep up with the round trips, 4 and 8 lose more to
 # the GIL than they gain in overlap (p99 50-380 ms against 22-38 ms with 2).
@@ -87,7 +97,7 @@ class Runtime:
             self._outlook,
             transient=self.transient,
         )
-        self.deliverer = Deliverer(self.db, self.http, self.pump)
+        self.deliverer = Deliverer(self.db, self.http, self.pump, run=self.run_serial)
         self.presence = Presence(self.transient)
         self._serial = ThreadPoolExecutor(1 if self.db.is_sqlite else POSTGRES_THREADS, thread_name_prefix="desk-db")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -136,6 +146,11 @@ class Runtime:
             raise result.error
         return result
 
+    async def run_serial(self, fn: Callable[..., T], /, *args: Any) -> T:
+        """`fn(*args)` on the database thread(s) that `call` uses, for components that hold the database
+        themselves (webhook delivery)."""
+        return await asyncio.get_running_loop().run_in_executor(self._serial, partial(fn, *args))
+
     async def call_slow(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Like `call`, for CPU-heavy work (password hashing) that must not hold up the database thread."""
         return await anyio.to_thread.run_sync(partial(fn, self.db, *args, **kwargs))
@@ -161,6 +176,9 @@ class Runtime:
                 now = utcnow()
                 for conversation_id in await self.call(due_for_requeue, now=now):
                     await self.call(requeue, conversation_id=conversation_id, now=now)
+                before = now - timedelta(seconds=UNFINISHED_HANDOFF_S)
+                for conversation_id in await self.call(unfinished_handoffs, before=before):
+                    await self.call(complete_handoff, conversation_id=conversation_id)
             except Exception:
                 log.exception("requeue sweep failed")
             await asyncio.sleep(REQUEUE_SWEEP_S)

@@ -31,6 +31,7 @@ from desk.store.types import iso, utcnow
 
 FLOW = "flow"
 CALLBACK = "callback"
+HANDOFF = "handoff"  # the customer was told a person is coming; the handoff is being made
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def end_flow(db: Database, *, conversation_id: str) -> None:
         _clear_state(tx, conversation_id)
 
 
-def hand_to_human(
+def announce_handoff(
     db: Database,
     *,
     ref: Ref,
@@ -170,29 +171,61 @@ def hand_to_human(
     sla_s: int,
     policy_version: str,
     trace: Trace,
-    allowed: frozenset[str] = _BOT,
-) -> str:
-    """Queue the conversation with a bundle (the AI's, or one the desk built); returns the handoff id."""
+) -> None:
+    """The human tier, first half: tell the customer, and record the handoff to make (a `handoff` state).
+
+    Saying it is one small write; queueing the conversation is a larger one. Split, the customer hears what
+    happens next as soon as the desk knows, even when a burst of failing turns queues up behind the database;
+    `complete_handoff` follows at once, and the requeue sweep completes any that a crash left half done."""
     with transaction(db) as tx:
-        _speak(tx, ref.id, [say], allowed=allowed)
-        conversation = _locked(tx, ref.id)
-        if conversation.status not in allowed:
-            raise Conflict(
-                f"The desk is no longer answering here (it is {conversation.status}).", code="not_in_control"
-            )
+        _speak(tx, ref.id, [say], allowed=_BOT)
         _clear_state(tx, ref.id)
-        handoff = open_handoff(
-            tx,
-            conversation,
-            bundle,
-            actor_kind="system",
-            actor_id=None,
-            sla_s=sla_s,
-            policy_version=policy_version,
+        tx.session.add(
+            FallbackState(
+                conversation_id=ref.id,
+                kind=HANDOFF,
+                name=bundle["reason"]["code"],
+                reason_code=bundle["reason"]["code"],
+                context={"bundle": bundle, "sla_s": sla_s},
+                policy_version=policy_version,
+            )
         )
         trace.write(tx, ref)
+
+
+def complete_handoff(db: Database, *, conversation_id: str) -> str | None:
+    """The human tier, second half: queue the conversation with the bundle `announce_handoff` recorded. Returns
+    the handoff id, or None when there was nothing to complete (done already, or a human took it meanwhile)."""
+    with transaction(db) as tx:
+        conversation = _locked(tx, conversation_id)
+        state = tx.session.get(FallbackState, conversation_id)
+        if state is None or state.kind != HANDOFF:
+            return None
+        if conversation.status != Status.BOT:
+            tx.session.delete(state)
+            return None
+        handoff = open_handoff(  # which removes the state
+            tx,
+            conversation,
+            state.context["bundle"],
+            actor_kind="system",
+            actor_id=None,
+            sla_s=state.context.get("sla_s"),
+            policy_version=state.policy_version,
+        )
         return handoff.id
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def unfinished_handoffs(db: Database, *, before: datetime, limit: int = 100) -> list[str]:
+    """Conversations told a person is coming whose handoff was not completed by `before` (a crash in between)."""
+    with db.read() as session:
+        rows = session.exec(
+            select(FallbackState.conversation_id)
+            .where(col(FallbackState.kind) == HANDOFF, col(FallbackState.updated_at) < before)
+            .limit(limit)
+        )
+        return list(rows)
 
 
 def defer(
@@ -213,9 +246,7 @@ def defer(
         _speak(tx, ref.id, say, allowed=_BOT)
         conversation = _locked(tx, ref.id)
         if conversation.status != Status.BOT:
-            raise Conflict(
-                f"The desk is no longer answering here (it is {conversation.status}).", code="not_in_control"
-            )
+            raise _not_in_control(conversation.status)
         _clear_state(tx, ref.id)
         handoff = new_handoff(tx, conversation, bundle, sla_s=sla_s, policy_version=policy_version, status="deferred")
         deferral = {"cause": cause, "deferred_at": iso(utcnow()), "callback": None}
@@ -322,7 +353,7 @@ def requeue(db: Database, *, conversation_id: str, now: datetime) -> bool:
         if not won:
             return False
         conversation = _locked(tx, conversation_id)
-        _clear_state(tx, conversation_id)
+        _clear_state(tx, conversation_id)  # the deferral's questions, unanswered
         handoff = tx.session.get(Handoff, conversation.open_handoff_id) if conversation.open_handoff_id else None
         if handoff is None:
             bundle = {"reason": {"code": "other", "detail": "Deferred conversation back for a callback."}}

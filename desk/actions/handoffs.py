@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
 from desk.actions._tx import Tx, transaction
@@ -32,10 +32,19 @@ from desk.domain.states import CLOSED, AuthorKind, Status
 from desk.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from desk.ids import new_id
 from desk.store.db import Database
-from desk.store.models import Conversation, FallbackState, Handoff, HandoffAgent, IdempotencyKey, Message, User
+from desk.store.models import (
+    Conversation,
+    FallbackState,
+    Handoff,
+    HandoffAgent,
+    IdempotencyKey,
+    Message,
+    User,
+    table_of,
+)
 from desk.store.queue import position_of
 from desk.store.shapes import handoff_json, message_json
-from desk.store.types import utcnow
+from desk.store.types import iso, utcnow
 
 ROLE_TO_KIND = {
     "customer": AuthorKind.CUSTOMER,
@@ -283,11 +292,18 @@ def _supersede_deferred(tx: Tx, conversation: Conversation) -> None:
     conversation.deferred_until = None
 
 
+_MESSAGES = table_of(Message)
+_TRANSCRIPT = (
+    select(_MESSAGES.c.author_kind, _MESSAGES.c.text, _MESSAGES.c.created_at)
+    .where(_MESSAGES.c.conversation_id == bindparam("cid"))
+    .order_by(_MESSAGES.c.seq)
+)
+
+
 def _transcript_of(tx: Tx, conversation_id: str) -> list[dict[str, Any]]:
-    rows = tx.session.execute(
-        select(Message).where(Message.conversation_id == conversation_id).order_by(Message.seq)  # type: ignore[arg-type]
-    ).scalars()
-    return [{"role": m.author_kind, "text": m.text, "at": message_json(m)["at"]} for m in rows]
+    """The conversation so far as a bundle's transcript (Core: every desk-routed handoff reads it)."""
+    rows = tx.connection.execute(_TRANSCRIPT, {"cid": conversation_id})
+    return [{"role": kind, "text": text, "at": iso(at)} for kind, text, at in rows]
 
 
 def queue_position(tx: Tx, handoff: Handoff) -> int:

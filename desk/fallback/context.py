@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from desk.auth.principals import IntegrationPrincipal
 from desk.domain.signals import Signal
 from desk.store.db import Database
-from desk.store.models import Conversation, Customer, FallbackState, Integration, Message
+from desk.store.models import Conversation, FallbackState, Integration, Message
 from desk.store.shapes import message_json
 
 from .providers import Provider
@@ -28,7 +28,6 @@ class TurnContext:
     providers: tuple[Provider, ...]  # primary first; empty when the AI does not take turns by webhook
     state: FallbackState | None
     history: list[dict[str, Any]]  # the last messages, oldest first, as the API shapes them
-    customer_name: str | None
 
     def earlier_customer_texts(self, seq: int | None) -> list[str]:
         return [
@@ -45,7 +44,6 @@ def load_turn(db: Database, conversation_id: str, history_max: int) -> TurnConte
         if integration is None or not integration.active:
             return None
         state = session.get(FallbackState, conversation_id)
-        customer = session.get(Customer, conversation.customer_id)
         rows = session.exec(
             select(Message)
             .where(col(Message.conversation_id) == conversation_id)
@@ -66,7 +64,6 @@ def load_turn(db: Database, conversation_id: str, history_max: int) -> TurnConte
         providers=tuple(providers),
         state=state,
         history=[message_json(m) for m in reversed(rows)],
-        customer_name=customer.name if customer else None,
     )
 
 

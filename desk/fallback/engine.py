@@ -25,7 +25,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from desk.actions import fallback as act
@@ -154,6 +154,9 @@ class FallbackEngine:
         guarded = [s for s in turn.signals if s.kind == "guardrail" and s.reason is not None]
         if guarded:  # kept from the AI, whatever else is going on
             await self._descend(turn, "policy_violation", tiers_after(policy, "policy_violation", Tier.DETERMINISTIC))
+            return
+        if ctx.state is not None and ctx.state.kind == act.HANDOFF:  # told a person is coming: make it so
+            await self.call(act.complete_handoff, conversation_id=conversation_id)
             return
         if ctx.state is not None and ctx.state.kind == act.FLOW:
             await self._in_flow(turn)
@@ -362,7 +365,7 @@ class FallbackEngine:
         tier = {"tier": Tier.HUMAN.value, "reason": reason, "policy_version": policy.version}
         say = " ".join(part for part in (turn.first_words, message) if part)
         await self.call(
-            act.hand_to_human,
+            act.announce_handoff,
             ref=turn.ref,
             bundle=self._bundle(turn, reason, priority, skills, detail),
             say=say,
@@ -370,6 +373,7 @@ class FallbackEngine:
             policy_version=policy.version,
             trace=act.Trace([s.event_data() for s in turn.signals], tier),
         )
+        await self.call(act.complete_handoff, conversation_id=turn.ctx.conversation_id)
 
     async def _deferral_cause(self, policy: Policy, skills: Sequence[str]) -> str | None:
         rules = policy.deferral
@@ -440,9 +444,7 @@ def _detail_of(reason: str, decider: Signal | None) -> str:
     return f"Routed by the desk: {reason}"
 
 
-def _parse(value: Any) -> Any:
-    from datetime import datetime
-
+def _parse(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:

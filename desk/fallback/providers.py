@@ -97,6 +97,7 @@ class _Slot:
     reported: str = "closed"  # the last state handed to on_change
     last_error: str | None = None
     reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
+    freed: asyncio.Condition = field(default_factory=asyncio.Condition)  # a place among max_concurrent came free
 
 
 def _breaker_open(provider: Provider) -> Attempt:
@@ -191,11 +192,11 @@ class Providers:
             return None
         # Read before any await, so that the result is counted in the state it was allowed in.
         epoch: int | None = breaker.epoch  # None once the result is recorded: no trial slot left to give back
-        if slot.in_flight >= limits.max_concurrent:
+        waited = await self._take_place(slot, limits)
+        if waited is None:
             breaker.abandon(epoch)
-            attempts.append(Attempt(provider.role, BUSY, None, 0.0, f"{slot.in_flight} calls in flight"))
+            attempts.append(Attempt(provider.role, BUSY, None, limits.timeout_s, f"{slot.in_flight} calls in flight"))
             return None
-        slot.in_flight += 1
         try:
             await self._report(slot)  # half-open, when this call is its trial
             for number in range(limits.retries + 1):
@@ -212,7 +213,11 @@ class Providers:
                         return None
                     epoch = breaker.epoch
                     await self._report(slot)
-                timeout = limits.timeout_s
+                # Time spent waiting for a place is the first attempt's: the turn's time limit holds.
+                timeout = limits.timeout_s - (waited if number == 0 else 0.0)
+                if timeout < MIN_ATTEMPT_S:
+                    attempts.append(Attempt(provider.role, BUSY, None, waited, f"{slot.in_flight} calls in flight"))
+                    return None
                 if deadline is not None:
                     timeout = min(timeout, deadline - self._clock())
                     if timeout < MIN_ATTEMPT_S:
@@ -234,6 +239,26 @@ class Providers:
             slot.in_flight -= 1
             if epoch is not None:
                 breaker.abandon(epoch)  # allowed but never attempted (deadline) or cancelled mid-request
+            async with slot.freed:
+                slot.freed.notify()
+
+    async def _take_place(self, slot: _Slot, limits: ProviderPolicy) -> float | None:
+        """A place among the provider's `max_concurrent` calls: at once, or the first to come free within the
+        attempt's time limit (a burst waits its turn instead of failing over a healthy AI). Returns the seconds
+        waited, or None when no place came free in time."""
+        if slot.in_flight < limits.max_concurrent:
+            slot.in_flight += 1
+            return 0.0
+        began = time.monotonic()
+        async with slot.freed:
+            try:
+                await asyncio.wait_for(
+                    slot.freed.wait_for(lambda: slot.in_flight < limits.max_concurrent), limits.timeout_s
+                )
+            except TimeoutError:
+                return None
+            slot.in_flight += 1
+        return time.monotonic() - began
 
     async def _attempt(self, provider: Provider, body: bytes, timeout_s: float) -> tuple[Attempt, TurnReply | None]:
         headers = signed_headers(provider.secret, body)

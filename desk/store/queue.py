@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Subquery, Text, case, cast, func, literal_column, select
+from sqlalchemy import Integer, String, Subquery, Text, bindparam, case, cast, func, literal_column, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from desk.domain.routing import PRIORITY_RANK, Priority
 from desk.store.models import Conversation, Customer, Handoff
+from desk.store.types import UTCDateTime
 
 _RANK = case({p.value: r for p, r in PRIORITY_RANK.items()}, value=col(Handoff.priority), else_=len(PRIORITY_RANK))
 QUEUE_ORDER = (_RANK, col(Handoff.sla_due_at), col(Handoff.created_at), col(Handoff.id))
@@ -154,25 +155,38 @@ def queued_skills(session: Session) -> set[str]:
     return {skill for raw in lists if raw for skill in json.loads(raw) if isinstance(skill, str)}
 
 
-def position_of(session: Session, handoff: Handoff) -> int:
-    """1-based place of a queued handoff: how many sort before it, plus one (one COUNT, not a scan in Python)."""
-    rank = PRIORITY_RANK[Priority(handoff.priority)]
-    ahead_priorities = [p.value for p, r in PRIORITY_RANK.items() if r < rank]
-    same_priority_ahead = (col(Handoff.priority) == handoff.priority) & (
-        (col(Handoff.sla_due_at) < handoff.sla_due_at)
-        | ((col(Handoff.sla_due_at) == handoff.sla_due_at) & (col(Handoff.created_at) < handoff.created_at))
-        | (
-            (col(Handoff.sla_due_at) == handoff.sla_due_at)
-            & (col(Handoff.created_at) == handoff.created_at)
-            & (col(Handoff.id) < handoff.id)
-        )
+def _ahead_of() -> Any:
+    """How many queued handoffs sort before the one described by the bind parameters: built once, since building
+    the expression costs more than running it (it is read for every escalation and every waiting customer)."""
+    rank = bindparam("rank", type_=Integer)
+    due = bindparam("due", type_=UTCDateTime())
+    created = bindparam("created", type_=UTCDateTime())
+    handoff_id = bindparam("handoff_id", type_=String())
+    same_rank_ahead = (rank == _RANK) & (
+        (col(Handoff.sla_due_at) < due)
+        | ((col(Handoff.sla_due_at) == due) & (col(Handoff.created_at) < created))
+        | ((col(Handoff.sla_due_at) == due) & (col(Handoff.created_at) == created) & (col(Handoff.id) < handoff_id))
     )
-    ahead = session.execute(
+    return (
         select(func.count())
         .select_from(Handoff)
-        .where(col(Handoff.status) == "queued", col(Handoff.id) != handoff.id)
-        .where(col(Handoff.priority).in_(ahead_priorities) | same_priority_ahead)
-    ).scalar()
+        .where(col(Handoff.status) == "queued", col(Handoff.id) != handoff_id)
+        .where((rank > _RANK) | same_rank_ahead)
+    )
+
+
+_AHEAD = _ahead_of()
+
+
+def position_of(session: Session, handoff: Handoff) -> int:
+    """1-based place of a queued handoff: how many sort before it, plus one (one COUNT, not a scan in Python)."""
+    params = {
+        "rank": PRIORITY_RANK[Priority(handoff.priority)],
+        "due": handoff.sla_due_at,
+        "created": handoff.created_at,
+        "handoff_id": handoff.id,
+    }
+    ahead = session.execute(_AHEAD, params).scalar()
     return int(ahead or 0) + 1
 
 
@@ -180,22 +194,22 @@ CLAIM_RATE_WINDOW_S = 3600.0  # claims older than this say little about the floo
 CLAIM_RATE_SAMPLE = 20  # the most recent claims that are enough to estimate from
 
 
+_RECENT_CLAIMS = (
+    select(col(Handoff.claimed_at))
+    .where(col(Handoff.claimed_at) >= bindparam("since", type_=UTCDateTime()))
+    .order_by(col(Handoff.claimed_at).desc())
+    .limit(CLAIM_RATE_SAMPLE)
+)
+
+
 def claim_rate(session: Session, now: datetime) -> float | None:
     """Claims per second lately: the last CLAIM_RATE_SAMPLE claims within the window, over the time they span
     (at least a minute, so a burst of two claims does not promise seconds). None with fewer than two."""
     since = now - timedelta(seconds=CLAIM_RATE_WINDOW_S)
-    times = list(
-        session.execute(
-            select(col(Handoff.claimed_at))
-            .where(col(Handoff.claimed_at) >= since)
-            .order_by(col(Handoff.claimed_at).desc())
-            .limit(CLAIM_RATE_SAMPLE)
-        ).scalars()
-    )
+    times: list[datetime] = list(session.execute(_RECENT_CLAIMS, {"since": since}).scalars())
     if len(times) < 2:
         return None
-    earliest: datetime = min(times)
-    span = max(60.0, (now - earliest).total_seconds())
+    span = max(60.0, (now - min(times)).total_seconds())
     return len(times) / span
 
 

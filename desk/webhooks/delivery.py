@@ -22,10 +22,12 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 import anyio.to_thread
 import httpx
@@ -43,6 +45,8 @@ from desk.store.types import utcnow
 from desk.webhooks.signing import signed_headers
 
 log = logging.getLogger(__name__)
+
+Run = Callable[..., Awaitable[Any]]  # run(fn, *args): fn(*args) off the event loop
 
 LEASE_S = 30
 DELIVERY_TIMEOUT_S = 10.0
@@ -92,8 +96,11 @@ def backoff_s(failures: int) -> float:
 
 
 class Deliverer:
-    def __init__(self, db: Database, http: httpx.AsyncClient, pump: EventPump) -> None:
+    def __init__(self, db: Database, http: httpx.AsyncClient, pump: EventPump, *, run: Run | None = None) -> None:
         self.db = db
+        # Where the database work runs: the runtime's database thread, so that on SQLite deliveries queue behind
+        # the desk's writes instead of contending with them for the write lock (and the GIL).
+        self._run: Run = run or anyio.to_thread.run_sync
         self.http = http
         self.pump = pump
         self.owner = uuid.uuid4().hex
@@ -110,7 +117,7 @@ class Deliverer:
         for task in tasks:
             with suppress(asyncio.CancelledError):
                 await task
-        await anyio.to_thread.run_sync(self._release_all)
+        await self._run(self._release_all)
 
     async def replay(self, dead_letter_id: str, *, by: StaffPrincipal) -> int | None:
         """Send one dead-lettered event again now, signed afresh; the receiver's status (None: no answer).
@@ -118,19 +125,15 @@ class Deliverer:
         Admins only (the action checks). It is not retried and does not wait for the in-order loop: the receiver
         may get it after later events of its conversation, which is why it carries its original `Desk-Event-Id`.
         """
-        target = await anyio.to_thread.run_sync(
-            partial(dead_letters.replay, self.db, dead_letter_id=dead_letter_id, by=by)
-        )
+        target = await self._run(partial(dead_letters.replay, self.db, dead_letter_id=dead_letter_id, by=by))
         attempt = await self._send(target.url, target.secret, target.event)
-        await anyio.to_thread.run_sync(
-            partial(dead_letters.mark_replayed, self.db, dead_letter_id, attempt.status, by=by)
-        )
+        await self._run(partial(dead_letters.mark_replayed, self.db, dead_letter_id, attempt.status, by=by))
         return attempt.status
 
     async def _scan_forever(self) -> None:
         while True:
             try:
-                for integration_id in await anyio.to_thread.run_sync(self._with_webhooks):
+                for integration_id in await self._run(self._with_webhooks):
                     worker = self._workers.get(integration_id)
                     if worker is None or worker.done():
                         self._workers[integration_id] = asyncio.create_task(self._work(integration_id))
@@ -227,12 +230,12 @@ class Deliverer:
     async def _deliver(self, integration_id: str, wake: Subscription) -> None:
         failures = 0
         while True:
-            lease = await anyio.to_thread.run_sync(self._lease, integration_id)
+            lease = await self._run(self._lease, integration_id)
             if lease is None:
                 return
             leased_at = time.monotonic()
             url, secret, cursor = lease
-            events = await anyio.to_thread.run_sync(self._pending, integration_id, cursor)
+            events = await self._run(self._pending, integration_id, cursor)
             if not events:
                 with suppress(TimeoutError):  # renew the lease now and then, even when idle
                     await asyncio.wait_for(wake.queue.get(), LEASE_S / 3)
@@ -247,10 +250,10 @@ class Deliverer:
                 if attempt.delivered or not attempt.retried:
                     failures = 0
                     if attempt.delivered:
-                        moved = await anyio.to_thread.run_sync(self._advance, integration_id, event.id)
+                        moved = await self._run(self._advance, integration_id, event.id)
                     else:
                         log.info("webhook event %s dead-lettered for integration %s", event.id, integration_id)
-                        moved = await anyio.to_thread.run_sync(self._dead_letter, integration_id, event.id, attempt)
+                        moved = await self._run(self._dead_letter, integration_id, event.id, attempt)
                     if not moved:
                         return  # lost the lease: its new holder carries on from the cursor
                     continue
@@ -264,7 +267,7 @@ class Deliverer:
         deadline = time.monotonic() + delay_s
         while (remaining := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(remaining, LEASE_S / 3))
-            if deadline - time.monotonic() > 0 and await anyio.to_thread.run_sync(self._lease, integration_id) is None:
+            if deadline - time.monotonic() > 0 and await self._run(self._lease, integration_id) is None:
                 return
 
     async def _send(self, url: str, secret: str, event: EventRecord) -> Attempt:

@@ -412,21 +412,40 @@ async def test_a_reloaded_policy_applies_at_once_and_keeps_the_window(ai: AIServ
 # --- the concurrency cap ---------------------------------------------------------------------------------------
 
 
-async def test_over_the_cap_a_call_fails_over_without_a_request(ai: AIServer, http: httpx.AsyncClient) -> None:
+async def test_over_the_cap_a_call_waits_for_a_place(ai: AIServer, http: httpx.AsyncClient) -> None:
     providers = Providers(http, lambda: policy(retries=0, max_concurrent=2))
     chain = [primary(ai.url("hold")), secondary(ai.url("ok"))]
     held = [asyncio.create_task(providers.call(chain, BODY)) for _ in range(2)]
     await _until(lambda: ai.count("hold") == 2)
     assert [row["in_flight"] for row in providers.snapshot()] == [2]
+    waiting = asyncio.create_task(providers.call(chain, BODY))
+    await asyncio.sleep(0.2)  # give it the chance to send (it must not: no place is free)
+    assert ai.count("hold") == 2
+    assert not waiting.done()
+    ai.release.set()
+    for task in [*held, waiting]:
+        answered = await task
+        assert outcomes(answered) == [("primary", "ok")]
+    assert ai.count("hold") == 3
+    assert {row["role"]: row["in_flight"] for row in providers.snapshot()} == {"primary": 0}
+
+
+async def test_over_the_cap_with_no_place_in_time_a_call_fails_over_without_a_request(
+    ai: AIServer, http: httpx.AsyncClient
+) -> None:
+    providers = Providers(http, lambda: policy(timeout_s=0.5, retries=0, max_concurrent=2))
+    chain = [primary(ai.url("hold")), secondary(ai.url("ok"))]
+    held = [asyncio.create_task(providers.call(chain, BODY)) for _ in range(2)]
+    await _until(lambda: ai.count("hold") == 2)
+    began = time.monotonic()
     result = await providers.call(chain, BODY)
     assert outcomes(result) == [("primary", "busy"), ("secondary", "ok")]
+    assert time.monotonic() - began < 0.5 + 0.3  # the wait for a place is the attempt's time limit, no more
     assert ai.count("hold") == 2
     ai.release.set()
     for task in held:
-        answered = await task
-        assert outcomes(answered) == [("primary", "ok")]
+        await task
     assert {row["role"]: row["in_flight"] for row in providers.snapshot()} == {"primary": 0, "secondary": 0}
-    assert outcomes(await providers.call(chain, BODY)) == [("primary", "ok")]
 
 
 async def test_a_cancelled_call_frees_its_place(ai: AIServer, http: httpx.AsyncClient) -> None:
