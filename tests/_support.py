@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import json
 import os
 import re
@@ -171,11 +172,40 @@ def stop_servers_on(database_url: str) -> None:
         server.stop()
 
 
+# Under pytest-xdist each worker hands out ports from its own range below the kernel's ephemeral ports
+# (/proc/sys/net/ipv4/ip_local_port_range starts at 32768), so a port one worker found free cannot be handed to
+# another worker's server before the first one binds it; ports the kernel picks (bind to 0) never land there.
+PORTS_PER_WORKER = 2000
+FIRST_WORKER_PORT = 20000
+_worker_ports: Iterator[int] | None = None
+
+
+def _ports_of_this_worker() -> Iterator[int] | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or not worker[2:].isdigit():
+        return None
+    start = FIRST_WORKER_PORT + int(worker[2:]) * PORTS_PER_WORKER
+    return itertools.cycle(range(start, start + PORTS_PER_WORKER))
+
+
 def free_port() -> int:
+    global _worker_ports
+    if _worker_ports is None:
+        _worker_ports = _ports_of_this_worker()
+    ports = _worker_ports
+    for _ in range(PORTS_PER_WORKER if ports is not None else 0):
+        assert ports is not None
+        port = next(ports)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken (still in use by an earlier server of this worker, or by something else)
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        found: int = sock.getsockname()[1]
+        return found
 
 
 def desk_env(database_url: str, **extra: str) -> dict[str, str]:
