@@ -145,6 +145,10 @@ async def _signed_json(request: Request, secret: str) -> dict[str, Any] | Respon
     headers = request.headers
     if not verify(secret, headers.get("desk-timestamp"), headers.get("desk-signature"), raw):
         return _error(401, "unauthorized", "Missing, stale or invalid Desk-Signature.")
+    return _json_object(raw)
+
+
+def _json_object(raw: bytes) -> dict[str, Any] | Response:
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, ValueError):
@@ -177,12 +181,9 @@ def _form_mode(raw: bytes) -> str | Response:
 
 
 def _json_mode(raw: bytes) -> str | Response:
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        return _error(400, "invalid_json", "The body is not valid UTF-8 JSON.")
-    if not isinstance(body, dict):
-        return _error(422, "validation_error", "The body must be a JSON object.", {"": "not an object"})
+    body = _json_object(raw)
+    if isinstance(body, Response):
+        return body
     mode = body.get("mode")
     return mode if isinstance(mode, str) else ""
 

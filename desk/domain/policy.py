@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import get_args
+
+from desk.domain.routing import ReasonCode
 
 
 class Tier(StrEnum):
@@ -26,15 +29,7 @@ class Tier(StrEnum):
     DEFERRAL = "deferral"
 
 
-REASON_CODES = (
-    "low_confidence",
-    "policy_violation",
-    "missing_data",
-    "system_error",
-    "user_frustration",
-    "user_request",
-    "other",
-)
+REASON_CODES: tuple[str, ...] = get_args(ReasonCode)  # the failure modes a policy maps, as the contract spells them
 
 
 class GuardrailAction(StrEnum):
