@@ -16,11 +16,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
+from desk.actions.providers import list_providers
 from desk.auth.principals import StaffPrincipal
 from desk.domain.states import Status, is_staff_manager
 from desk.errors import Forbidden
 from desk.store.db import Database
-from desk.store.models import AIProvider, AuditEntry, Conversation, Customer, Handoff, User
+from desk.store.models import AuditEntry, Conversation, Customer, Handoff, User
 from desk.store.queue import QUEUE_ORDER
 from desk.store.types import utcnow
 
@@ -124,15 +125,12 @@ def read_floor(db: Database, viewer: StaffPrincipal) -> FloorData:
         today = _today_counts(session, now)
         waiting = _waiting(session, now)
         live = _live(session)
-        providers = _providers(session)
     tiles = Tiles(queued_now, oldest, today["claimed"], today["returned"], today["abandoned"])
+    providers = [
+        ProviderHealth(p.role, p.url, p.state, p.changed_at, p.failure_rate, p.last_error) for p in list_providers(db)
+    ]
     more = max(0, queued_now - len(waiting))
     return FloorData(now, staff, skills, tiles, waiting, live, more_waiting=more, providers=providers)
-
-
-def _providers(session: Session) -> list[ProviderHealth]:
-    rows = session.execute(select(AIProvider).order_by(col(AIProvider.role), col(AIProvider.url))).scalars()
-    return [ProviderHealth(p.role, p.url, p.state, p.changed_at, p.failure_rate, p.last_error) for p in rows]
 
 
 def _staff_loads(session: Session) -> list[StaffLoad]:

@@ -63,15 +63,6 @@ class AIPolicy:
     latency_limit_s: float = 5.0  # an answer slower than this is a `latency` signal (and still used)
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
 
-    @property
-    def budget_s(self) -> float:
-        """The longest the retry tier can take: every attempt on both providers, with the longest backoffs."""
-        total = 0.0
-        for provider in (self.primary, self.secondary):
-            attempts = provider.retries + 1
-            total += attempts * provider.timeout_s + provider.retries * self.backoff_max_s
-        return total
-
 
 @dataclass(frozen=True)
 class Frustration:
