@@ -48,7 +48,6 @@ from websockets.exceptions import ConnectionClosed
 
 from bench._common import free_port, summarize_ms
 from bench.message_path import (
-    RESULTS_DIR,
     BenchError,
     Server,
     _bin,
@@ -61,6 +60,7 @@ from bench.message_path import (
     _process_cpu,
     _server,
     machine_busy,
+    save_report,
 )
 from bench.queue_page import _database, _postgres_reachable
 from desk.domain.policy import Policy, Tier
@@ -776,10 +776,7 @@ def main(argv: list[str] | None = None) -> int:
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     report["errors"] = failures
     if not args.no_save:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        path = RESULTS_DIR / f"fallback_path-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(json.dumps(_finite(report), indent=2, allow_nan=False, default=str) + "\n")
-        print(f"\nresults: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+        print(f"\nresults: {save_report('fallback_path', report)}")
     print(f"elapsed: {report['elapsed_s']} s")
     if failures:
         print("errors:\n  " + "\n  ".join(f.splitlines()[0] for f in failures))

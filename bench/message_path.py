@@ -481,6 +481,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def save_report(name: str, report: dict[str, Any]) -> Path:
+    """Write a benchmark's report as bench/results/<name>-<UTC time>.json; returns where, relative when it can."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(_finite(report), indent=2, allow_nan=False, default=str) + "\n")
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
+
+
 def _finite(value: Any) -> Any:
     """The report with NaN (no samples) written as null, so the JSON is strict."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -597,11 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     report["errors"] = failures
     if not args.no_save:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = RESULTS_DIR / f"message_path-{stamp}.json"
-        path.write_text(json.dumps(_finite(report), indent=2, allow_nan=False, default=str) + "\n")
-        print(f"\nresults: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+        print(f"\nresults: {save_report('message_path', report)}")
     print(f"elapsed: {report['elapsed_s']} s")
     if failures:
         print("errors:\n  " + "\n  ".join(f.splitlines()[0] for f in failures))

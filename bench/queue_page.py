@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import math
 import os
 import random
@@ -43,16 +42,15 @@ from bench import _queue_clients as qc
 from bench._common import free_port, summarize_ms
 from bench.message_path import (
     PG_ADMIN_URL,
-    RESULTS_DIR,
     BenchError,
     _bin,
     _cpu_times,
     _desk_env,
-    _finite,
     _process_cpu,
     _server,
     machine_busy,
     postgres_database,
+    save_report,
 )
 
 TARGET_RENDER_MS = 100.0
@@ -341,10 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     print(f"targets: render p99 ≤ {TARGET_RENDER_MS:.0f} ms; change to every page p99 ≤ {TARGET_FANOUT_P99_MS:.0f} ms")
     if not args.no_save:
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        path = RESULTS_DIR / f"queue_page-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-        path.write_text(json.dumps(_finite(report), indent=2, allow_nan=False, default=str) + "\n")
-        print(f"results: {path}")
+        print(f"results: {save_report('queue_page', report)}")
     print(f"elapsed: {report['elapsed_s']} s")
     if failures:
         print("errors:\n  " + "\n  ".join(f.splitlines()[0] for f in failures))
