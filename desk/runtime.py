@@ -31,11 +31,13 @@ from desk.actions.fallback import (
 )
 from desk.actions.outlook import Outlook, queue_outlook
 from desk.actions.providers import record_breaker
+from desk.actions.reads import recent_claim_rate
 from desk.bus import Bus, BusMessage, make_bus
 from desk.config import Settings
 from desk.fallback.engine import FallbackEngine, with_timeout
 from desk.fallback.policy_file import PolicySource
 from desk.fallback.providers import Provider, Providers
+from desk.realtime.claims import ClaimRate
 from desk.realtime.presence import FRAME_TYPE, Presence
 from desk.realtime.pump import EventPump
 from desk.store.db import Database
@@ -99,6 +101,7 @@ class Runtime:
         )
         self.deliverer = Deliverer(self.db, self.http, self.pump, run=self.run_serial)
         self.presence = Presence(self.transient)
+        self.claim_rate = ClaimRate(partial(self.call, recent_claim_rate))
         self._serial = ThreadPoolExecutor(1 if self.db.is_sqlite else POSTGRES_THREADS, thread_name_prefix="desk-db")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -235,6 +238,7 @@ class Runtime:
             loop.call_soon_threadsafe(self._committed, records)
 
     def _committed(self, records: list[EventRecord]) -> None:
+        self.claim_rate.saw(r.type for r in records)
         self.pump.offer(records)
         if not self.bus.remote:
             return
@@ -248,6 +252,8 @@ class Runtime:
         if kind == "transient":
             self._on_transient(message["frame"])
         elif kind == "events" and message.get("events"):
-            self.pump.offer([EventRecord.from_wire(wire) for wire in message["events"]])
+            records = [EventRecord.from_wire(wire) for wire in message["events"]]
+            self.claim_rate.saw(r.type for r in records)
+            self.pump.offer(records)
         else:
             self.pump.poke()

@@ -7,14 +7,16 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, insert
 from sqlmodel import Session
 
 from desk.ids import new_id
 from desk.store.db import Database, orm_session
 from desk.store.events import EventRecord, insert_events
-from desk.store.models import AuditEntry
+from desk.store.models import AuditEntry, column_values, table_of
 from desk.store.types import utcnow
+
+_INSERT_AUDIT = insert(table_of(AuditEntry))
 
 
 class ConversationLike(Protocol):
@@ -85,16 +87,17 @@ class Tx:
         conversation_id: str | None,
         **detail: Any,
     ) -> None:
-        self.session.add(
-            AuditEntry(
-                id=new_id(),
-                actor_kind=actor_kind,
-                actor_id=actor_id,
-                action=action,
-                conversation_id=conversation_id,
-                detail=detail,
-            )
+        entry = AuditEntry(
+            id=new_id(),
+            actor_kind=actor_kind,
+            actor_id=actor_id,
+            action=action,
+            conversation_id=conversation_id,
+            detail=detail,
         )
+        # SQL rather than the session: the audit log refers to nothing by key, and the hot paths that audit (a
+        # handoff the desk opens in an AI outage) need no ORM session for it.
+        self.connection.execute(_INSERT_AUDIT, [column_values(entry)])
 
 
 @contextmanager

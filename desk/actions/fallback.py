@@ -14,24 +14,45 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, delete, insert, update
 from sqlmodel import col, select
 
 from desk.actions._tx import Tx, transaction
 from desk.actions.conversations import AI_NAME, append_message, next_seq, system_message
-from desk.actions.handoffs import QUEUED_TEXT, new_handoff, open_handoff, queue_position
+from desk.actions.handoffs import QUEUED_TEXT, announce_queued, handoff_row, new_handoff, open_handoff, queue_position
 from desk.domain.callbacks import CallbackTurn
 from desk.domain.flows import FlowTurn
 from desk.domain.states import AuthorKind, Status
 from desk.errors import Conflict, NotFound
 from desk.store.db import Database
-from desk.store.models import Conversation, FallbackState, Handoff
+from desk.store.models import Conversation, FallbackState, Handoff, column_values, table_of
 from desk.store.shapes import handoff_json
 from desk.store.types import iso, utcnow
 
 FLOW = "flow"
 CALLBACK = "callback"
 HANDOFF = "handoff"  # the customer was told a person is coming; the handoff is being made
+
+_STATES = table_of(FallbackState)
+_CONVERSATIONS = table_of(Conversation)
+_DELETE_STATE = delete(_STATES).where(_STATES.c.conversation_id == bindparam("cid"))
+_INSERT_STATE = insert(_STATES)
+_INSERT_HANDOFF = insert(table_of(Handoff))
+_LOCK_CONVERSATION = (
+    select(_CONVERSATIONS.c.status, _CONVERSATIONS.c.last_seq, _CONVERSATIONS.c.integration_id)
+    .where(_CONVERSATIONS.c.id == bindparam("cid"))
+    .with_for_update()  # PostgreSQL; SQLite's write transaction holds the whole database
+)
+_TAKE_HANDOFF_STATE = (
+    delete(_STATES)
+    .where(_STATES.c.conversation_id == bindparam("cid"), _STATES.c.kind == HANDOFF)
+    .returning(_STATES.c.context, _STATES.c.policy_version)
+)
+_QUEUE_CONVERSATION = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == bindparam("cid"))
+    .values(status=Status.QUEUED.value, assignee_id=None, open_handoff_id=bindparam("hid"), updated_at=bindparam("now"))
+)
 
 
 @dataclass(frozen=True)
@@ -85,10 +106,13 @@ def _locked(tx: Tx, conversation_id: str) -> Conversation:
 
 
 def _clear_state(tx: Tx, conversation_id: str) -> None:
-    state = tx.session.get(FallbackState, conversation_id)
-    if state is not None:
-        tx.session.delete(state)
-        tx.session.flush()
+    tx.flush()
+    tx.connection.execute(_DELETE_STATE, {"cid": conversation_id})
+
+
+def _put_state(tx: Tx, state: FallbackState) -> None:
+    """Write the desk's state for a conversation (the one there was is cleared first)."""
+    tx.connection.execute(_INSERT_STATE, [column_values(state)])
 
 
 def reply(db: Database, *, ref: Ref, text: str, trace: Trace) -> None:
@@ -180,7 +204,8 @@ def announce_handoff(
     with transaction(db) as tx:
         _speak(tx, ref.id, [say], allowed=_BOT)
         _clear_state(tx, ref.id)
-        tx.session.add(
+        _put_state(
+            tx,
             FallbackState(
                 conversation_id=ref.id,
                 kind=HANDOFF,
@@ -188,31 +213,36 @@ def announce_handoff(
                 reason_code=bundle["reason"]["code"],
                 context={"bundle": bundle, "sla_s": sla_s},
                 policy_version=policy_version,
-            )
+            ),
         )
         trace.write(tx, ref)
 
 
 def complete_handoff(db: Database, *, conversation_id: str) -> str | None:
     """The human tier, second half: queue the conversation with the bundle `announce_handoff` recorded. Returns
-    the handoff id, or None when there was nothing to complete (done already, or a human took it meanwhile)."""
+    the handoff id, or None when there was nothing to complete (done already, or a human took it meanwhile).
+
+    In SQL rather than through the ORM: in an AI outage every turn of a burst comes here."""
     with transaction(db) as tx:
-        conversation = _locked(tx, conversation_id)
-        state = tx.session.get(FallbackState, conversation_id)
-        if state is None or state.kind != HANDOFF:
+        conversation = tx.connection.execute(_LOCK_CONVERSATION, {"cid": conversation_id}).first()
+        if conversation is None:
+            raise NotFound("No such conversation.")
+        state = tx.connection.execute(_TAKE_HANDOFF_STATE, {"cid": conversation_id}).first()
+        status, last_seq, integration_id = conversation
+        if state is None or status != Status.BOT:
             return None
-        if conversation.status != Status.BOT:
-            tx.session.delete(state)
-            return None
-        handoff = open_handoff(  # which removes the state
+        context, policy_version = state
+        handoff = handoff_row(
             tx,
-            conversation,
-            state.context["bundle"],
-            actor_kind="system",
-            actor_id=None,
-            sla_s=state.context.get("sla_s"),
-            policy_version=state.policy_version,
+            conversation_id,
+            last_seq,
+            context["bundle"],
+            sla_s=context.get("sla_s"),
+            policy_version=policy_version,
         )
+        tx.connection.execute(_INSERT_HANDOFF, [column_values(handoff)])
+        tx.connection.execute(_QUEUE_CONVERSATION, {"cid": conversation_id, "hid": handoff.id, "now": utcnow()})
+        announce_queued(tx, Ref(conversation_id, integration_id), handoff, actor_kind="system", actor_id=None)
         return handoff.id
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 
-from desk.actions._tx import Tx, transaction
+from desk.actions._tx import ConversationLike, Tx, transaction
 from desk.actions.conversations import (
     AI_NAME,
     append_message,
@@ -203,20 +203,40 @@ def new_handoff(
     policy_version: str | None = None,
     status: str = "queued",
 ) -> Handoff:
-    """The handoff row for a context bundle, added to the session. Its SLA is the tighter of the priority's and
-    the policy's for the reason (`sla_s`)."""
+    """The handoff row for a context bundle, added to the session."""
+    handoff = handoff_row(
+        tx, conversation.id, conversation.last_seq, bundle, sla_s=sla_s, policy_version=policy_version, status=status
+    )
+    tx.session.add(handoff)
+    conversation.open_handoff_id = handoff.id
+    conversation.updated_at = handoff.created_at
+    return handoff
+
+
+def handoff_row(
+    tx: Tx,
+    conversation_id: str,
+    start_seq: int,
+    bundle: dict[str, Any],
+    *,
+    sla_s: int | None,
+    policy_version: str | None,
+    status: str = "queued",
+) -> Handoff:
+    """A new handoff for a context bundle, not yet written. Its SLA is the tighter of the priority's and the
+    policy's for the reason (`sla_s`); without a transcript in the bundle, it copies the conversation's."""
     now = utcnow()
     reason = bundle["reason"]
     priority = bundle.get("priority") or Priority.NORMAL.value
     transcript = bundle.get("transcript")
     if transcript is None:
-        transcript = _transcript_of(tx, conversation.id)
+        transcript = _transcript_of(tx, conversation_id)
     due = sla_due(priority, now)
     if sla_s is not None:
         due = min(due, now + timedelta(seconds=sla_s))
-    handoff = Handoff(
+    return Handoff(
         id=new_id(),
-        conversation_id=conversation.id,
+        conversation_id=conversation_id,
         status=status,
         reason_code=reason["code"],
         reason_detail=reason.get("detail"),
@@ -228,15 +248,11 @@ def new_handoff(
         recommended_actions=list(bundle.get("recommended_actions") or []),
         transcript=transcript,
         meta=bundle.get("metadata") or {},
-        start_seq=conversation.last_seq,
+        start_seq=start_seq,
         policy_version=policy_version,
         created_at=now,
         sla_due_at=due,
     )
-    tx.session.add(handoff)
-    conversation.open_handoff_id = handoff.id
-    conversation.updated_at = now
-    return handoff
 
 
 def open_handoff(
@@ -259,6 +275,15 @@ def open_handoff(
     conversation.assignee_id = None
     tx.session.add(conversation)
     tx.session.flush()
+    announce_queued(tx, conversation, handoff, actor_kind=actor_kind, actor_id=actor_id)
+    return handoff
+
+
+def announce_queued(
+    tx: Tx, conversation: ConversationLike, handoff: Handoff, *, actor_kind: str, actor_id: str | None
+) -> None:
+    """What entering the queue says: the customer's notice, `handoff.created` with the place in the queue (for
+    staff, the integration and the customer), and the audit entry. The handoff row is written already."""
     system_message(tx, conversation.id, QUEUED_TEXT)
     tx.emit(
         "handoff.created",
@@ -275,9 +300,8 @@ def open_handoff(
         conversation_id=conversation.id,
         handoff_id=handoff.id,
         reason=handoff.reason_code,
-        policy_version=policy_version,
+        policy_version=handoff.policy_version,
     )
-    return handoff
 
 
 def _supersede_deferred(tx: Tx, conversation: Conversation) -> None:
@@ -308,7 +332,7 @@ def _transcript_of(tx: Tx, conversation_id: str) -> list[dict[str, Any]]:
 
 def queue_position(tx: Tx, handoff: Handoff) -> int:
     tx.flush()
-    return position_of(tx.session, handoff)
+    return position_of(tx.connection, handoff)
 
 
 def _load(tx: Tx, conversation_id: str) -> tuple[Conversation, Handoff | None]:

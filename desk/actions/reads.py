@@ -132,8 +132,9 @@ def recent_messages(db: Database, conversation_id: str, limit: int) -> list[Mess
         return list(reversed(list(rows)))
 
 
-def customer_status(db: Database, conversation_id: str) -> dict[str, Any]:
-    """The customer's status frame: status, the agent's name while assigned, the queue position while queued."""
+def customer_status(db: Database, conversation_id: str, *, claim_rate: float | None) -> dict[str, Any]:
+    """The customer's status frame: status, the agent's name while assigned, the queue position while queued.
+    `claim_rate` (claims per second lately, see `recent_claim_rate`) makes the ETA."""
     with db.read() as session:
         conversation = session.get(Conversation, conversation_id)
         if conversation is None:
@@ -144,15 +145,24 @@ def customer_status(db: Database, conversation_id: str) -> dict[str, Any]:
             if agent is not None:
                 frame["agent"] = {"name": agent.name}
         if conversation.status == "queued" and conversation.open_handoff_id:
-            position = _position(session, conversation.open_handoff_id)
-            frame["position"] = position
-            # Rounded up to the half minute: the estimate is rough, and a frame that changes every second would
-            # resend the status on every refresh for nothing.
-            wait = estimated_wait_s(position, claim_rate(session, utcnow()))
-            frame["eta_s"] = None if wait is None else int(math.ceil(wait / 30.0) * 30)
+            return queued_status(_position(session, conversation.open_handoff_id), claim_rate)
         if conversation.status == "deferred":
             frame["deferred_until"] = iso(conversation.deferred_until)
     return frame
+
+
+def queued_status(position: int, claim_rate: float | None) -> dict[str, Any]:
+    """The status frame of a queued customer, from their place in the queue (also known from `handoff.created`)."""
+    wait = estimated_wait_s(position, claim_rate)
+    # Rounded up to the half minute: the estimate is rough, and a frame that changes every second would resend the
+    # status on every refresh for nothing.
+    eta_s = None if wait is None else int(math.ceil(wait / 30.0) * 30)
+    return {"type": "status", "status": Status.QUEUED.value, "position": position, "eta_s": eta_s}
+
+
+def recent_claim_rate(db: Database) -> float | None:
+    with db.read() as session:
+        return claim_rate(session, utcnow())
 
 
 def _position(session: Session, handoff_id: str) -> int:

@@ -7,17 +7,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import bindparam, select, true
 
 from desk.auth.principals import IntegrationPrincipal
 from desk.domain.signals import Signal
 from desk.store.db import Database
-from desk.store.models import Conversation, FallbackState, Integration, Message
-from desk.store.shapes import message_json
+from desk.store.models import Conversation, FallbackState, Integration, Message, table_of
+from desk.store.shapes import message_shape
 
 from .providers import Provider
 
 SUMMARY_QUOTE_CHARS = 300
+_STATE_COLUMNS = (
+    "kind",
+    "name",
+    "step",
+    "attempts",
+    "collected",
+    "reason_code",
+    "context",
+    "policy_version",
+    "started_at",
+    "updated_at",
+)
+_MESSAGE_COLUMNS = ("id", "seq", "author_kind", "author_name", "text", "created_at", "client_id")
 
 
 @dataclass(frozen=True)
@@ -35,35 +48,57 @@ class TurnContext:
         ]
 
 
+_CONVERSATIONS = table_of(Conversation)
+_INTEGRATIONS = table_of(Integration)
+_STATES = table_of(FallbackState)
+_MESSAGES = table_of(Message)
+# One statement for the conversation, its integration and a flow or deferral in progress: every turn reads it,
+# and in an AI outage every turn of a burst does, so it is SQL rather than three ORM loads.
+_TURN = (
+    select(
+        _CONVERSATIONS.c.status,
+        _INTEGRATIONS.c.id,
+        _INTEGRATIONS.c.name,
+        _INTEGRATIONS.c.webhook_url,
+        _INTEGRATIONS.c.fallback_webhook_url,
+        _INTEGRATIONS.c.webhook_secret,
+        *(_STATES.c[name] for name in _STATE_COLUMNS),
+    )
+    .select_from(_CONVERSATIONS)
+    .join(_INTEGRATIONS, _INTEGRATIONS.c.id == _CONVERSATIONS.c.integration_id)
+    .outerjoin(_STATES, _STATES.c.conversation_id == _CONVERSATIONS.c.id)
+    .where(_CONVERSATIONS.c.id == bindparam("cid"), _INTEGRATIONS.c.active == true())
+)
+_HISTORY = (
+    select(*(_MESSAGES.c[name] for name in _MESSAGE_COLUMNS))
+    .where(_MESSAGES.c.conversation_id == bindparam("cid"))
+    .order_by(_MESSAGES.c.seq.desc())
+    .limit(bindparam("limit"))
+)
+
+
 def load_turn(db: Database, conversation_id: str, history_max: int) -> TurnContext | None:
+    """What a turn needs, or None for a conversation without an active integration (nobody to ask)."""
     with db.read() as session:
-        conversation = session.get(Conversation, conversation_id)
-        if conversation is None or conversation.integration_id is None:
+        connection = session.connection()
+        row = connection.execute(_TURN, {"cid": conversation_id}).first()
+        if row is None:
             return None
-        integration = session.get(Integration, conversation.integration_id)
-        if integration is None or not integration.active:
-            return None
-        state = session.get(FallbackState, conversation_id)
-        rows = session.exec(
-            select(Message)
-            .where(col(Message.conversation_id) == conversation_id)
-            .order_by(col(Message.seq).desc())
-            .limit(history_max)
-        ).all()
+        history = connection.execute(_HISTORY, {"cid": conversation_id, "limit": history_max}).all()
+    status, integration_id, name, webhook_url, fallback_url, secret = row[:6]
+    state_values = dict(zip(_STATE_COLUMNS, row[6:], strict=True))
     providers = []
-    if integration.webhook_url:
-        providers.append(Provider("primary", integration.webhook_url, integration.webhook_secret, integration.id))
-    if integration.fallback_webhook_url:
-        providers.append(
-            Provider("secondary", integration.fallback_webhook_url, integration.webhook_secret, integration.id)
-        )
+    if webhook_url:
+        providers.append(Provider("primary", webhook_url, secret, integration_id))
+    if fallback_url:
+        providers.append(Provider("secondary", fallback_url, secret, integration_id))
     return TurnContext(
         conversation_id=conversation_id,
-        status=conversation.status,
-        integration=IntegrationPrincipal(integration.id, integration.name),
+        status=status,
+        integration=IntegrationPrincipal(integration_id, name),
         providers=tuple(providers),
-        state=state,
-        history=[message_json(m) for m in reversed(rows)],
+        state=None if state_values["kind"] is None else FallbackState(conversation_id=conversation_id, **state_values),
+        history=[message_shape(*m) for m in reversed(history)],
     )
 
 

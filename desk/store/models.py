@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Table, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -15,6 +17,17 @@ def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a model, for the statements on hot paths that skip the ORM."""
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
+
+
+def column_values(row: SQLModel) -> dict[str, Any]:
+    """A row's values by column name (`meta` is the column "metadata"), for inserting it in SQL."""
+    return {column.key: getattr(row, attr) for attr, column in _columns(type(row))}
+
+
+@functools.cache
+def _columns(model: type[SQLModel]) -> tuple[tuple[str, Column[Any]], ...]:
+    mapper = sqlalchemy.inspect(model)
+    return tuple((prop.key, prop.columns[0]) for prop in mapper.column_attrs)
 
 
 def _json(default: Any = None) -> Any:
@@ -172,7 +185,7 @@ class Handoff(SQLModel, table=True):
     policy_version: str | None = Field(default=None, max_length=64)
     created_at: datetime = _when()
     sla_due_at: datetime = _when()
-    claimed_at: datetime | None = _when(nullable=True)
+    claimed_at: datetime | None = _when(nullable=True, index=True)  # the recent claim rate: an ETA
     claimed_by: str | None = Field(default=None, foreign_key="users.id", max_length=32)
     finished_at: datetime | None = _when(nullable=True)
     outcome: dict[str, Any] | None = Field(default=None, sa_type=JSON)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, Subquery, Text, bindparam, case, cast, func, literal_column, select
+from sqlalchemy import Connection, Integer, String, Subquery, Text, bindparam, case, cast, func, literal_column, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
@@ -178,7 +178,7 @@ def _ahead_of() -> Any:
 _AHEAD = _ahead_of()
 
 
-def position_of(session: Session, handoff: Handoff) -> int:
+def position_of(session: Session | Connection, handoff: Handoff) -> int:
     """1-based place of a queued handoff: how many sort before it, plus one (one COUNT, not a scan in Python)."""
     params = {
         "rank": PRIORITY_RANK[Priority(handoff.priority)],

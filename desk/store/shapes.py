@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from desk.store.models import Customer, Handoff, LearningEntry, Message, Note, User
@@ -9,13 +10,28 @@ from desk.store.types import iso
 
 
 def message_json(message: Message) -> dict[str, Any]:
+    return message_shape(
+        message.id,
+        message.seq,
+        message.author_kind,
+        message.author_name,
+        message.text,
+        message.created_at,
+        message.client_id,
+    )
+
+
+def message_shape(
+    id: str, seq: int, author_kind: str, author_name: str | None, text: str, at: datetime, client_id: str | None
+) -> dict[str, Any]:
+    """A message as the API shapes it, from its columns (for reads that skip the ORM)."""
     return {
-        "id": message.id,
-        "seq": message.seq,
-        "author": {"kind": message.author_kind, "name": message.author_name},
-        "text": message.text,
-        "at": iso(message.created_at),
-        "client_id": message.client_id,
+        "id": id,
+        "seq": seq,
+        "author": {"kind": author_kind, "name": author_name},
+        "text": text,
+        "at": iso(at),
+        "client_id": client_id,
     }
 
 

@@ -24,7 +24,13 @@ from starlette.websockets import WebSocket
 
 from desk.actions import conversations
 from desk.actions.learning import rate
-from desk.actions.reads import assignee_of, conversation_for_customer_token, customer_status, messages_after
+from desk.actions.reads import (
+    assignee_of,
+    conversation_for_customer_token,
+    customer_status,
+    messages_after,
+    queued_status,
+)
 from desk.auth.principals import CustomerPrincipal
 from desk.errors import DeskError
 from desk.realtime.pump import Item, Subscription
@@ -54,6 +60,8 @@ STATUS_EVENTS = frozenset(
     }
 )
 
+QUEUED_EVENTS = frozenset({"handoff.created", "handoff.requeued"})
+
 
 class ChatMessage(BaseModel):
     text: str = Field(min_length=1, max_length=MAX_TEXT)
@@ -80,8 +88,10 @@ class ChatSession:
         self.send_lock = asyncio.Lock()
         self.status: dict[str, Any] = {}  # the last status frame sent
 
-    async def send_status(self, *, only_if_changed: bool = False) -> None:
-        frame = await self.rt.call(customer_status, self.conversation_id)
+    async def send_status(self, *, only_if_changed: bool = False, frame: dict[str, Any] | None = None) -> None:
+        if frame is None:
+            rate = await self.rt.claim_rate.current()
+            frame = await self.rt.call(customer_status, self.conversation_id, claim_rate=rate)
         if only_if_changed and frame == self.status:
             return
         self.status = frame
@@ -108,7 +118,10 @@ class ChatSession:
             if message["seq"] > self.cursor + 1:
                 await self.send_from_db()
             await self.send_message(message)
-        if event.type in STATUS_EVENTS:
+        if event.type in QUEUED_EVENTS and isinstance(event.data.get("position"), int):
+            # The place in the queue is in the event: no read for it (a burst of handoffs sends many of these).
+            await self.send_status(frame=queued_status(event.data["position"], await self.rt.claim_rate.current()))
+        elif event.type in STATUS_EVENTS:
             await self.send_status()
 
     async def next_item(self, subscription: Subscription) -> Item | None:
