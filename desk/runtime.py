@@ -15,20 +15,13 @@ from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
 import httpx
 
-from desk.actions.fallback import (
-    complete_handoff,
-    due_for_requeue,
-    record_ai_stats,
-    requeue,
-    unfinished_handoffs,
-)
+from desk.actions.fallback import due_for_requeue, record_ai_stats, requeue
 from desk.actions.outlook import Outlook, queue_outlook
 from desk.actions.providers import record_breaker
 from desk.actions.reads import recent_claim_rate
@@ -47,9 +40,6 @@ from desk.webhooks.delivery import Deliverer
 
 POLICY_CHECK_S = 2.0  # how often the policy file is looked at for changes (a stat, and a read when it changed)
 REQUEUE_SWEEP_S = 5.0  # how often deferred conversations whose time has come are put back in the queue
-# A handoff announced to the customer but not made this long after (its process died in between) is made by the
-# sweep of any process.
-UNFINISHED_HANDOFF_S = 30.0
 STATS_FLUSH_S = 10.0  # AI turn counts are written this often (when there were turns): the KPIs' resolution
 # Measured with `make bench` at 1,000 msg/s: 1 thread cannot keep up with the round trips, 4 and 8 lose more to
 # the GIL than they gain in overlap (p99 50-380 ms against 22-38 ms with 2).
@@ -179,9 +169,6 @@ class Runtime:
                 now = utcnow()
                 for conversation_id in await self.call(due_for_requeue, now=now):
                     await self.call(requeue, conversation_id=conversation_id, now=now)
-                before = now - timedelta(seconds=UNFINISHED_HANDOFF_S)
-                for conversation_id in await self.call(unfinished_handoffs, before=before):
-                    await self.call(complete_handoff, conversation_id=conversation_id)
             except Exception:
                 log.exception("requeue sweep failed")
             await asyncio.sleep(REQUEUE_SWEEP_S)

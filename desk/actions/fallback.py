@@ -31,22 +31,15 @@ from desk.store.types import iso, utcnow
 
 FLOW = "flow"
 CALLBACK = "callback"
-HANDOFF = "handoff"  # the customer was told a person is coming; the handoff is being made
 
 _STATES = table_of(FallbackState)
 _CONVERSATIONS = table_of(Conversation)
 _DELETE_STATE = delete(_STATES).where(_STATES.c.conversation_id == bindparam("cid"))
-_INSERT_STATE = insert(_STATES)
 _INSERT_HANDOFF = insert(table_of(Handoff))
 _LOCK_CONVERSATION = (
     select(_CONVERSATIONS.c.status, _CONVERSATIONS.c.last_seq, _CONVERSATIONS.c.integration_id)
     .where(_CONVERSATIONS.c.id == bindparam("cid"))
     .with_for_update()  # PostgreSQL; SQLite's write transaction holds the whole database
-)
-_TAKE_HANDOFF_STATE = (
-    delete(_STATES)
-    .where(_STATES.c.conversation_id == bindparam("cid"), _STATES.c.kind == HANDOFF)
-    .returning(_STATES.c.context, _STATES.c.policy_version)
 )
 _QUEUE_CONVERSATION = (
     update(_CONVERSATIONS)
@@ -78,14 +71,17 @@ class Trace:
             tx.emit("fallback.tier", conversation, self.tier)
 
 
-def _speak(tx: Tx, conversation_id: str, texts: Iterable[str], *, allowed: frozenset[str]) -> None:
+def _speak(tx: Tx, conversation_id: str, texts: Iterable[str], *, allowed: frozenset[str]) -> int | None:
+    """Say `texts` as the assistant; the seq of the last one said (None when there was nothing to say)."""
+    said = None
     for text in texts:
         if not text:
             continue
         state = next_seq(tx, conversation_id)
         if state.status not in allowed:
             raise _not_in_control(state.status)
-        append_message(tx, state, kind=AuthorKind.AI, text=text, author_name=AI_NAME)
+        said = append_message(tx, state, kind=AuthorKind.AI, text=text, author_name=AI_NAME).seq
+    return said
 
 
 _BOT = frozenset({Status.BOT.value})
@@ -108,11 +104,6 @@ def _locked(tx: Tx, conversation_id: str) -> Conversation:
 def _clear_state(tx: Tx, conversation_id: str) -> None:
     tx.flush()
     tx.connection.execute(_DELETE_STATE, {"cid": conversation_id})
-
-
-def _put_state(tx: Tx, state: FallbackState) -> None:
-    """Write the desk's state for a conversation (the one there was is cleared first)."""
-    tx.connection.execute(_INSERT_STATE, [column_values(state)])
 
 
 def reply(db: Database, *, ref: Ref, text: str, trace: Trace) -> None:
@@ -186,7 +177,7 @@ def end_flow(db: Database, *, conversation_id: str) -> None:
         _clear_state(tx, conversation_id)
 
 
-def announce_handoff(
+def hand_to_human(
     db: Database,
     *,
     ref: Ref,
@@ -195,67 +186,26 @@ def announce_handoff(
     sla_s: int,
     policy_version: str,
     trace: Trace,
-) -> None:
-    """The human tier, first half: tell the customer, and record the handoff to make (a `handoff` state).
-
-    Saying it is one small write; queueing the conversation is a larger one. Split, the customer hears what
-    happens next as soon as the desk knows, even when a burst of failing turns queues up behind the database;
-    `complete_handoff` follows at once, and the requeue sweep completes any that a crash left half done."""
-    with transaction(db) as tx:
-        _speak(tx, ref.id, [say], allowed=_BOT)
-        _clear_state(tx, ref.id)
-        _put_state(
-            tx,
-            FallbackState(
-                conversation_id=ref.id,
-                kind=HANDOFF,
-                name=bundle["reason"]["code"],
-                reason_code=bundle["reason"]["code"],
-                context={"bundle": bundle, "sla_s": sla_s},
-                policy_version=policy_version,
-            ),
-        )
-        trace.write(tx, ref)
-
-
-def complete_handoff(db: Database, *, conversation_id: str) -> str | None:
-    """The human tier, second half: queue the conversation with the bundle `announce_handoff` recorded. Returns
-    the handoff id, or None when there was nothing to complete (done already, or a human took it meanwhile).
+) -> str:
+    """The human tier: tell the customer what happens next and queue the conversation with the bundle, in one
+    transaction (the words and the place in the queue come together, or neither). Returns the handoff id.
 
     In SQL rather than through the ORM: in an AI outage every turn of a burst comes here."""
     with transaction(db) as tx:
-        conversation = tx.connection.execute(_LOCK_CONVERSATION, {"cid": conversation_id}).first()
+        conversation = tx.connection.execute(_LOCK_CONVERSATION, {"cid": ref.id}).first()
         if conversation is None:
             raise NotFound("No such conversation.")
-        state = tx.connection.execute(_TAKE_HANDOFF_STATE, {"cid": conversation_id}).first()
-        status, last_seq, integration_id = conversation
-        if state is None or status != Status.BOT:
-            return None
-        context, policy_version = state
-        handoff = handoff_row(
-            tx,
-            conversation_id,
-            last_seq,
-            context["bundle"],
-            sla_s=context.get("sla_s"),
-            policy_version=policy_version,
-        )
+        if conversation.status != Status.BOT:
+            raise _not_in_control(conversation.status)
+        start_seq = _speak(tx, ref.id, [say], allowed=_BOT) or conversation.last_seq
+        _clear_state(tx, ref.id)  # a flow that gave up: the human takes over from here
+        trace.write(tx, ref)
+        handoff = handoff_row(tx, ref.id, start_seq, bundle, sla_s=sla_s, policy_version=policy_version)
         tx.connection.execute(_INSERT_HANDOFF, [column_values(handoff)])
-        tx.connection.execute(_QUEUE_CONVERSATION, {"cid": conversation_id, "hid": handoff.id, "now": utcnow()})
-        announce_queued(tx, Ref(conversation_id, integration_id), handoff, actor_kind="system", actor_id=None)
+        tx.connection.execute(_QUEUE_CONVERSATION, {"cid": ref.id, "hid": handoff.id, "now": utcnow()})
+        announce_queued(tx, ref, handoff, actor_kind="system", actor_id=None)
         return handoff.id
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def unfinished_handoffs(db: Database, *, before: datetime, limit: int = 100) -> list[str]:
-    """Conversations told a person is coming whose handoff was not completed by `before` (a crash in between)."""
-    with db.read() as session:
-        rows = session.exec(
-            select(FallbackState.conversation_id)
-            .where(col(FallbackState.kind) == HANDOFF, col(FallbackState.updated_at) < before)
-            .limit(limit)
-        )
-        return list(rows)
 
 
 def defer(

@@ -155,9 +155,6 @@ class FallbackEngine:
         if guarded:  # kept from the AI, whatever else is going on
             await self._descend(turn, "policy_violation", tiers_after(policy, "policy_violation", Tier.DETERMINISTIC))
             return
-        if ctx.state is not None and ctx.state.kind == act.HANDOFF:  # told a person is coming: make it so
-            await self.call(act.complete_handoff, conversation_id=conversation_id)
-            return
         if ctx.state is not None and ctx.state.kind == act.FLOW:
             await self._in_flow(turn)
             return
@@ -365,7 +362,7 @@ class FallbackEngine:
         tier = {"tier": Tier.HUMAN.value, "reason": reason, "policy_version": policy.version}
         say = " ".join(part for part in (turn.first_words, message) if part)
         await self.call(
-            act.announce_handoff,
+            act.hand_to_human,
             ref=turn.ref,
             bundle=self._bundle(turn, reason, priority, skills, detail),
             say=say,
@@ -373,7 +370,6 @@ class FallbackEngine:
             policy_version=policy.version,
             trace=act.Trace([s.event_data() for s in turn.signals], tier),
         )
-        await self.call(act.complete_handoff, conversation_id=turn.ctx.conversation_id)
 
     async def _deferral_cause(self, policy: Policy, skills: Sequence[str]) -> str | None:
         rules = policy.deferral

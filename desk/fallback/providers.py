@@ -195,7 +195,12 @@ class Providers:
         waited = await self._take_place(slot, limits)
         if waited is None:
             breaker.abandon(epoch)
-            attempts.append(Attempt(provider.role, BUSY, None, limits.timeout_s, f"{slot.in_flight} calls in flight"))
+            if breaker.state == OPEN:  # opened by the calls this one waited behind: no call, down the ladder now
+                attempts.append(_breaker_open(provider))
+            else:
+                attempts.append(
+                    Attempt(provider.role, BUSY, None, limits.timeout_s, f"{slot.in_flight} calls in flight")
+                )
             return None
         try:
             await self._report(slot)  # half-open, when this call is its trial
@@ -240,12 +245,15 @@ class Providers:
             if epoch is not None:
                 breaker.abandon(epoch)  # allowed but never attempted (deadline) or cancelled mid-request
             async with slot.freed:
-                slot.freed.notify()
+                if breaker.state == OPEN:
+                    slot.freed.notify_all()  # every call waiting for a place gives up on this provider at once
+                else:
+                    slot.freed.notify()
 
     async def _take_place(self, slot: _Slot, limits: ProviderPolicy) -> float | None:
         """A place among the provider's `max_concurrent` calls: at once, or the first to come free within the
         attempt's time limit (a burst waits its turn instead of failing over a healthy AI). Returns the seconds
-        waited, or None when no place came free in time."""
+        waited, or None when no place came free in time or the breaker opened meanwhile."""
         if slot.in_flight < limits.max_concurrent:
             slot.in_flight += 1
             return 0.0
@@ -253,9 +261,12 @@ class Providers:
         async with slot.freed:
             try:
                 await asyncio.wait_for(
-                    slot.freed.wait_for(lambda: slot.in_flight < limits.max_concurrent), limits.timeout_s
+                    slot.freed.wait_for(lambda: slot.in_flight < limits.max_concurrent or slot.breaker.state == OPEN),
+                    limits.timeout_s,
                 )
             except TimeoutError:
+                return None
+            if slot.breaker.state == OPEN:
                 return None
             slot.in_flight += 1
         return time.monotonic() - began

@@ -166,7 +166,11 @@ class Note(SQLModel, table=True):
 
 class Handoff(SQLModel, table=True):
     __tablename__ = "handoffs"
-    __table_args__ = (Index("ix_handoffs_status", "status"),)
+    __table_args__ = (
+        Index("ix_handoffs_status", "status"),
+        # Covers a queued handoff's place in the queue (how many sort before it): counted from the index alone.
+        Index("ix_handoffs_queue", "status", "priority", "sla_due_at", "created_at", "id"),
+    )
     id: str = Field(primary_key=True, max_length=32)
     conversation_id: str = Field(foreign_key="conversations.id", index=True, max_length=32)
     status: str = Field(default="queued", max_length=16)

@@ -48,7 +48,7 @@ ANSWERS: dict[str, tuple[int, bytes]] = {
 @dataclass
 class AIServer:
     """A provider per path: `/ok`, `/503`, `/hang`, ... answer as their name says; `modes` can change a path's
-    behaviour while the test runs. `hold` waits for `release` and then answers 200."""
+    behaviour while the test runs. `hold` waits for `release` and then answers 200, `hold_503` 503."""
 
     base: str = ""
     modes: dict[str, str] = field(default_factory=dict)
@@ -81,9 +81,9 @@ def ai() -> Iterator[AIServer]:
             if mode == "hang":
                 state.release.wait(HOLD_S)
                 return
-            if mode == "hold":
+            if mode in ("hold", "hold_503"):
                 state.release.wait(HOLD_S)
-                mode = "ok"
+                mode = "ok" if mode == "hold" else "503"
             if mode == "trickle":  # a byte at a time: each read is quick, the whole answer never ends
                 self.send_response(200)
                 self.send_header("Content-Length", "1000")
@@ -445,6 +445,27 @@ async def test_over_the_cap_with_no_place_in_time_a_call_fails_over_without_a_re
     ai.release.set()
     for task in held:
         await task
+    assert {row["role"]: row["in_flight"] for row in providers.snapshot()} == {"primary": 0, "secondary": 0}
+
+
+async def test_calls_waiting_for_a_place_give_up_at_once_when_the_breaker_opens(
+    ai: AIServer, http: httpx.AsyncClient
+) -> None:
+    opens_on_two = BreakerPolicy(window_s=30.0, min_calls=2, failure_rate=0.5, cooldown_s=10.0, half_open_calls=1)
+    providers = Providers(http, lambda: policy(timeout_s=5.0, retries=0, max_concurrent=2, breaker=opens_on_two))
+    chain = [primary(ai.url("hold_503")), secondary(ai.url("ok"))]
+    held = [asyncio.create_task(providers.call(chain, BODY)) for _ in range(2)]
+    await _until(lambda: ai.count("hold_503") == 2)
+    waiting = [asyncio.create_task(providers.call(chain, BODY)) for _ in range(3)]
+    await asyncio.sleep(0.2)  # they queue for a place
+    assert not any(task.done() for task in waiting)
+    began = time.monotonic()
+    ai.release.set()  # the two in flight fail: the breaker opens on the second
+    results = await asyncio.gather(*held, *waiting)
+    assert time.monotonic() - began < 1.0  # not the 5 s a place could take
+    assert [outcomes(r) for r in results[:2]] == [[("primary", "http_error"), ("secondary", "ok")]] * 2
+    assert [outcomes(r) for r in results[2:]] == [[("primary", "breaker_open"), ("secondary", "ok")]] * 3
+    assert ai.count("hold_503") == 2  # the waiting calls never reached it
     assert {row["role"]: row["in_flight"] for row in providers.snapshot()} == {"primary": 0, "secondary": 0}
 
 
