@@ -451,8 +451,10 @@ async def test_over_the_cap_with_no_place_in_time_a_call_fails_over_without_a_re
 async def test_calls_waiting_for_a_place_give_up_at_once_when_the_breaker_opens(
     ai: AIServer, http: httpx.AsyncClient
 ) -> None:
-    opens_on_two = BreakerPolicy(window_s=30.0, min_calls=2, failure_rate=0.5, cooldown_s=10.0, half_open_calls=1)
-    providers = Providers(http, lambda: policy(timeout_s=5.0, retries=0, max_concurrent=2, breaker=opens_on_two))
+    # Opens on the first failure: a place comes free only after the call's result is counted, so no waiter can
+    # take it before the breaker is open.
+    opens_at_once = BreakerPolicy(window_s=30.0, min_calls=1, failure_rate=0.5, cooldown_s=10.0, half_open_calls=1)
+    providers = Providers(http, lambda: policy(timeout_s=5.0, retries=0, max_concurrent=2, breaker=opens_at_once))
     chain = [primary(ai.url("hold_503")), secondary(ai.url("ok"))]
     held = [asyncio.create_task(providers.call(chain, BODY)) for _ in range(2)]
     await _until(lambda: ai.count("hold_503") == 2)
@@ -460,7 +462,7 @@ async def test_calls_waiting_for_a_place_give_up_at_once_when_the_breaker_opens(
     await asyncio.sleep(0.2)  # they queue for a place
     assert not any(task.done() for task in waiting)
     began = time.monotonic()
-    ai.release.set()  # the two in flight fail: the breaker opens on the second
+    ai.release.set()  # the two in flight fail: the breaker opens on the first
     results = await asyncio.gather(*held, *waiting)
     assert time.monotonic() - began < 1.0  # not the 5 s a place could take
     assert [outcomes(r) for r in results[:2]] == [[("primary", "http_error"), ("secondary", "ok")]] * 2
