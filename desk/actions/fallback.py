@@ -37,7 +37,7 @@ _CONVERSATIONS = table_of(Conversation)
 _DELETE_STATE = delete(_STATES).where(_STATES.c.conversation_id == bindparam("cid"))
 _INSERT_HANDOFF = insert(table_of(Handoff))
 _LOCK_CONVERSATION = (
-    select(_CONVERSATIONS.c.status, _CONVERSATIONS.c.last_seq, _CONVERSATIONS.c.integration_id)
+    select(_CONVERSATIONS.c.status, _CONVERSATIONS.c.last_seq)
     .where(_CONVERSATIONS.c.id == bindparam("cid"))
     .with_for_update()  # PostgreSQL; SQLite's write transaction holds the whole database
 )
@@ -192,12 +192,14 @@ def hand_to_human(
 
     In SQL rather than through the ORM: in an AI outage every turn of a burst comes here."""
     with transaction(db) as tx:
-        conversation = tx.connection.execute(_LOCK_CONVERSATION, {"cid": ref.id}).first()
-        if conversation is None:
-            raise NotFound("No such conversation.")
-        if conversation.status != Status.BOT:
-            raise _not_in_control(conversation.status)
-        start_seq = _speak(tx, ref.id, [say], allowed=_BOT) or conversation.last_seq
+        start_seq = _speak(tx, ref.id, [say], allowed=_BOT)  # takes the seq: locks the row and checks the status
+        if start_seq is None:  # nothing to say (an empty policy message): lock and check all the same
+            conversation = tx.connection.execute(_LOCK_CONVERSATION, {"cid": ref.id}).first()
+            if conversation is None:
+                raise NotFound("No such conversation.")
+            if conversation.status != Status.BOT:
+                raise _not_in_control(conversation.status)
+            start_seq = conversation.last_seq
         _clear_state(tx, ref.id)  # a flow that gave up: the human takes over from here
         trace.write(tx, ref)
         handoff = handoff_row(tx, ref.id, start_seq, bundle, sla_s=sla_s, policy_version=policy_version)

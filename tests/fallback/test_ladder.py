@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +22,10 @@ from desk.fallback.policy_file import VERSION_HASH_CHARS
 from desk.runtime import POLICY_CHECK_S, REQUEUE_SWEEP_S
 from tests import _support as support
 from tests._support import ChatSocket, Desk, Integration, Json, Staff, create_conversation, dump, read
-from tests.fallback._ai import AIServer, ai_integration, eventually, running_ai
+from tests.fallback._ai import AIServer, ai_integration, eventually, reply_body, running_ai
 
 TURN_TIMEOUT_S = 15.0
+ABSENCE_S = 2.0  # how long a test watches for something that must not happen
 SWEEP_SLACK_S = 3.0  # a loaded machine's delay on top of the requeue sweep's interval
 LOW_CONFIDENCE_HUMAN = "I'm not sure I can answer that well. Let me bring in a person from our team."
 LADDER_POLICY = 'version = "ladder-1"  # and the built-in policy for everything else\n'
@@ -172,6 +174,72 @@ async def test_low_confidence_without_a_flow_goes_to_a_person(ladder: Ladder, ai
     assert timeline(body, "fallback.tier") == [
         {"tier": "human", "reason": "low_confidence", "policy_version": ladder.version}
     ]
+
+
+async def test_a_turn_that_fails_after_a_human_took_over_says_nothing_and_queues_nothing(
+    ladder: Ladder, ai: AIServer
+) -> None:
+    """The AI answers doubtfully, but only after the integration escalated the conversation itself: the desk's own
+    human tier must not speak over it nor open a second handoff."""
+    desk = ladder.desk
+    answering = threading.Event()
+    doubtful = reply_body("Maybe the premium plan suits you?", 0.2)
+
+    def late(_turn: Json) -> tuple[int, bytes, float]:
+        answering.wait(TURN_TIMEOUT_S)
+        return 200, doubtful, 0.0
+
+    ai.answer = late
+    created = await ladder.conversation()
+    cid = created["id"]
+    async with desk.chat(created["customer_token"]) as customer, desk.api(ladder.token) as client:
+        await customer.say("Can I change my plan?")
+        await eventually(lambda: ai.turn_count(cid) == 1, "the turn reached the AI")
+        bundle = {"conversation_id": cid, "reason": {"code": "user_request", "detail": "asked for a person"}}
+        escalated = await support.escalate(client, bundle)
+        await customer.status("queued", TURN_TIMEOUT_S)
+        answering.set()
+        deadline = time.monotonic() + ABSENCE_S  # what must not happen has no event to wait for
+        while time.monotonic() < deadline:
+            body = await staff_view(desk, ladder.supervisor, cid)
+            assert said_by_desk(customer) == [], "the late turn spoke after the human tier was taken"
+            assert body["handoff"]["id"] == escalated["handoff_id"]
+            await asyncio.sleep(0.1)
+    assert body["handoff"]["reason"]["code"] == "user_request"
+    assert tiers(body) == [], "no tier of the desk's took this turn"
+
+
+SILENT_POLICY = """\
+version = "silent-1"
+
+[reasons.low_confidence.messages]
+human = ""
+"""
+
+
+async def test_a_human_tier_with_nothing_to_say_still_queues(
+    database_url: str, server: support.ServerPool, tmp_path: Path
+) -> None:
+    """A policy may leave the human tier's words empty: the desk says nothing itself, and queues all the same."""
+    version = write_policy(tmp_path / "policy.toml", SILENT_POLICY)
+    desk = Desk(server(database_url, env={"DESK_POLICY_FILE": str(tmp_path / "policy.toml")}))
+    with running_ai() as ai:
+        integration, supervisor = enrol(desk, ai)
+        ai.reply("Maybe the premium plan suits you?", 0.31)
+        async with desk.api(integration.token) as client:
+            created = await create_conversation(client)
+        cid = created["id"]
+        async with desk.chat(created["customer_token"]) as customer:
+            await customer.say("Can I change my plan?")
+            body = await queued(desk, supervisor, customer, cid)
+            assert said_by_desk(customer) == [], "nothing said in the assistant's name"
+            [queued_frame] = [f for f in customer.frames if f.get("type") == "status" and f["status"] == "queued"]
+    assert queued_frame["position"] >= 1
+    handoff = body["handoff"]
+    assert (handoff["reason"]["code"], handoff["policy_version"]) == ("low_confidence", version)
+    assert [m["text"] for m in handoff["transcript"]] == ["Can I change my plan?"]
+    assert [(m["author"]["kind"], m["text"]) for m in body["messages"]][-1][0] == "system"
+    assert tiers(body) == ["human"]
 
 
 async def test_a_per_intent_threshold_is_higher_than_the_default(ladder: Ladder, ai: AIServer) -> None:
