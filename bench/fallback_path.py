@@ -519,10 +519,18 @@ async def measure_burst(
     }
 
 
-def _shapes(spread_s: float) -> list[tuple[str, float]]:
+SHAPES = ("at-once", "limit", "chat")
+
+
+def _shapes(args: argparse.Namespace) -> list[tuple[str, float]]:
     """The three ways 200 conversations write with the AI down: in the same millisecond; each at a random moment
     of the time limit (every turn then waits on the AI at the same time: 200 in flight); at a chat's pace."""
-    return [("at once", 0.0), (f"within {TIME_LIMIT_S:g} s", TIME_LIMIT_S), (f"within {spread_s:g} s", spread_s)]
+    every = {
+        "at-once": ("at once", 0.0),
+        "limit": (f"within {TIME_LIMIT_S:g} s", TIME_LIMIT_S),
+        "chat": (f"within {args.spread_s:g} s", args.spread_s),
+    }
+    return [every[name] for name in (args.shape or SHAPES)]
 
 
 def _down_url(case: str, hang: Server, number: int) -> str:
@@ -564,8 +572,8 @@ def run_database(db: str, args: argparse.Namespace, workdir: Path, servers: dict
             burst = measure_burst(desk, tokens["fast"], args.concurrent, AI_REPLY, queued=False)
             result["healthy_burst"] = uvloop.run(burst)
             result["down"] = []
-            for case in ("hung", "refused"):
-                for shape, window_s in _shapes(args.spread_s):
+            for case in args.ai_down or ("hung", "refused"):
+                for shape, window_s in _shapes(args):
                     # A URL of its own: a new provider, so round 1 meets a closed breaker and waits the time limit.
                     url = _down_url(case, servers["hang"], len(result["down"]))
                     token = _integration(env, deskdir, f"bench-{case}-{len(result['down'])}", url)
@@ -713,6 +721,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--spread-s", type=float, default=10.0, help="window of the chat-paced rounds with the AI down (default 10)"
     )
+    parser.add_argument(
+        "--shape", action="append", choices=SHAPES, help="only this way of writing with the AI down (repeatable)"
+    )
+    parser.add_argument(
+        "--ai-down", action="append", choices=["hung", "refused"], help="only this AI failure (repeatable)"
+    )
     parser.add_argument("--skip-healthy", action="store_true", help="no end-to-end healthy run")
     parser.add_argument("--no-save", action="store_true", help="do not write JSON results to bench/results/")
     parser.add_argument("--ai-server", choices=["fast", "hang"], help=argparse.SUPPRESS)
@@ -791,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
     for db, r in results.items():
         if "error" not in r:
             print(render_down(titles[db], r), flush=True)
-            for shape, _ in _shapes(args.spread_s):
+            for shape, _ in _shapes(args):
                 print(
                     f"  verdict ({titles[db]}, customers writing {shape}): {_verdict(down_ok(r, shape))}, "
                     f"worst ratio {down_ratio(r, shape):.2f}",
