@@ -13,7 +13,7 @@ from sqlmodel import Session
 from desk.ids import new_id
 from desk.store.db import Database, orm_session
 from desk.store.events import EventRecord, insert_events
-from desk.store.models import AuditEntry, column_values, table_of
+from desk.store.models import AuditEntry, built, column_values, table_of
 from desk.store.types import utcnow
 
 _INSERT_AUDIT = insert(table_of(AuditEntry))
@@ -87,7 +87,8 @@ class Tx:
         conversation_id: str | None,
         **detail: Any,
     ) -> None:
-        entry = AuditEntry(
+        entry = built(
+            AuditEntry,
             id=new_id(),
             actor_kind=actor_kind,
             actor_id=actor_id,

@@ -18,7 +18,7 @@ from desk.domain.states import CLOSED, AuthorKind, Status
 from desk.errors import Conflict, Forbidden, NotFound
 from desk.ids import CUSTOMER_PREFIX, hash_token, new_id
 from desk.store.db import Database
-from desk.store.models import Conversation, Customer, Message, Note, table_of
+from desk.store.models import Conversation, Customer, Message, Note, built, table_of
 from desk.store.shapes import message_json, note_json
 from desk.store.types import utcnow
 
@@ -117,28 +117,33 @@ class SeqState:
 _CONVERSATIONS = table_of(Conversation)
 _CUSTOMERS = table_of(Customer)
 _MESSAGES = table_of(Message)
+# The customer's name, read back by the statements that take a seq (a customer's message carries it).
+CUSTOMER_NAME = (
+    select(_CUSTOMERS.c.name).where(_CUSTOMERS.c.id == _CONVERSATIONS.c.customer_id).scalar_subquery().label("name")
+)
 _TAKE_SEQ = (
     update(_CONVERSATIONS)
     .where(_CONVERSATIONS.c.id == bindparam("cid"))
-    .values(last_seq=_CONVERSATIONS.c.last_seq + 1, updated_at=bindparam("now"))
+    .values(last_seq=_CONVERSATIONS.c.last_seq + bindparam("count"), updated_at=bindparam("now"))
     .returning(
         _CONVERSATIONS.c.last_seq,
         _CONVERSATIONS.c.status,
         _CONVERSATIONS.c.assignee_id,
         _CONVERSATIONS.c.integration_id,
-        select(_CUSTOMERS.c.name).where(_CUSTOMERS.c.id == _CONVERSATIONS.c.customer_id).scalar_subquery(),
+        CUSTOMER_NAME,
     )
 )
 _INSERT_MESSAGE = insert(_MESSAGES)
 
 
-def next_seq(tx: Tx, conversation_id: str) -> SeqState:
-    """Take the next `seq`, locking the conversation row until commit: seqs are gap-free and in commit order.
+def next_seq(tx: Tx, conversation_id: str, count: int = 1) -> SeqState:
+    """Take the next `seq` (or the next `count`, the last of which `last_seq` is), locking the conversation row
+    until commit: seqs are gap-free and in commit order.
 
     One statement, in SQL rather than through the ORM: this is the per-message hot path.
     """
     tx.flush()  # pending ORM changes to the conversation go first
-    row = tx.connection.execute(_TAKE_SEQ, {"cid": conversation_id, "now": utcnow()}).first()
+    row = tx.connection.execute(_TAKE_SEQ, {"cid": conversation_id, "now": utcnow(), "count": count}).first()
     if row is None:
         raise NotFound("No such conversation.")
     return SeqState(conversation_id, row[0], row[1], row[2], row[3], row[4])
@@ -157,11 +162,12 @@ def append_message(
     imported: bool = False,
 ) -> Message:
     """Write a message whose `seq` the caller took with `next_seq`, and its `message.created` event."""
-    message = Message(
+    message = built(
+        Message,
         id=new_id(),
         conversation_id=conversation.id,
         seq=conversation.last_seq,
-        author_kind=kind,
+        author_kind=AuthorKind(kind).value,
         author_id=author_id,
         author_name=author_name,
         text=text,

@@ -10,7 +10,7 @@ while it is in control: a human who took over in the meantime wins, and the late
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,12 +18,13 @@ from sqlalchemy import bindparam, delete, insert, update
 from sqlmodel import col, select
 
 from desk.actions._tx import Tx, transaction
-from desk.actions.conversations import AI_NAME, append_message, next_seq, system_message
+from desk.actions.conversations import AI_NAME, CUSTOMER_NAME, SeqState, append_message, next_seq, system_message
 from desk.actions.handoffs import QUEUED_TEXT, announce_queued, handoff_row, new_handoff, open_handoff, queue_position
 from desk.domain.callbacks import CallbackTurn
 from desk.domain.flows import FlowTurn
 from desk.domain.states import AuthorKind, Status
 from desk.errors import Conflict, NotFound
+from desk.ids import new_id
 from desk.store.db import Database
 from desk.store.models import Conversation, FallbackState, Handoff, column_values, table_of
 from desk.store.shapes import handoff_json
@@ -36,15 +37,22 @@ _STATES = table_of(FallbackState)
 _CONVERSATIONS = table_of(Conversation)
 _DELETE_STATE = delete(_STATES).where(_STATES.c.conversation_id == bindparam("cid"))
 _INSERT_HANDOFF = insert(table_of(Handoff))
-_LOCK_CONVERSATION = (
-    select(_CONVERSATIONS.c.status, _CONVERSATIONS.c.last_seq)
-    .where(_CONVERSATIONS.c.id == bindparam("cid"))
-    .with_for_update()  # PostgreSQL; SQLite's write transaction holds the whole database
-)
+_STATUS = select(_CONVERSATIONS.c.status).where(_CONVERSATIONS.c.id == bindparam("cid"))
 _QUEUE_CONVERSATION = (
     update(_CONVERSATIONS)
-    .where(_CONVERSATIONS.c.id == bindparam("cid"))
-    .values(status=Status.QUEUED.value, assignee_id=None, open_handoff_id=bindparam("hid"), updated_at=bindparam("now"))
+    .where(_CONVERSATIONS.c.id == bindparam("cid"), _CONVERSATIONS.c.status == Status.BOT.value)
+    .values(
+        last_seq=_CONVERSATIONS.c.last_seq + bindparam("count"),
+        status=Status.QUEUED.value,
+        assignee_id=None,
+        open_handoff_id=bindparam("hid"),
+        updated_at=bindparam("now"),
+    )
+    .returning(
+        _CONVERSATIONS.c.last_seq,
+        _CONVERSATIONS.c.integration_id,
+        CUSTOMER_NAME,
+    )
 )
 
 
@@ -71,17 +79,22 @@ class Trace:
             tx.emit("fallback.tier", conversation, self.tier)
 
 
-def _speak(tx: Tx, conversation_id: str, texts: Iterable[str], *, allowed: frozenset[str]) -> int | None:
-    """Say `texts` as the assistant; the seq of the last one said (None when there was nothing to say)."""
-    said = None
-    for text in texts:
-        if not text:
-            continue
-        state = next_seq(tx, conversation_id)
-        if state.status not in allowed:
-            raise _not_in_control(state.status)
-        said = append_message(tx, state, kind=AuthorKind.AI, text=text, author_name=AI_NAME).seq
-    return said
+def _speak(tx: Tx, conversation_id: str, texts: Iterable[str], *, allowed: frozenset[str]) -> None:
+    """Say `texts` as the assistant (their seqs taken in one statement), if the conversation's status allows."""
+    said = [text for text in texts if text]
+    if not said:
+        return
+    state = next_seq(tx, conversation_id, len(said))
+    if state.status not in allowed:
+        raise _not_in_control(state.status)
+    _say(tx, state, said)
+
+
+def _say(tx: Tx, state: SeqState, texts: Sequence[str]) -> None:
+    """Write `texts` as the assistant's, at the seqs up to and including `state.last_seq`, taken already."""
+    first = state.last_seq - len(texts) + 1
+    for offset, text in enumerate(texts):
+        append_message(tx, replace(state, last_seq=first + offset), kind=AuthorKind.AI, text=text, author_name=AI_NAME)
 
 
 _BOT = frozenset({Status.BOT.value})
@@ -191,21 +204,24 @@ def hand_to_human(
     transaction (the words and the place in the queue come together, or neither). Returns the handoff id.
 
     In SQL rather than through the ORM: in an AI outage every turn of a burst comes here."""
+    said = [say] if say else []
+    handoff_id = new_id()
     with transaction(db) as tx:
-        start_seq = _speak(tx, ref.id, [say], allowed=_BOT)  # takes the seq: locks the row and checks the status
-        if start_seq is None:  # nothing to say (an empty policy message): lock and check all the same
-            conversation = tx.connection.execute(_LOCK_CONVERSATION, {"cid": ref.id}).first()
-            if conversation is None:
-                raise NotFound("No such conversation.")
-            if conversation.status != Status.BOT:
-                raise _not_in_control(conversation.status)
-            start_seq = conversation.last_seq
+        # One statement takes the seqs of the words and of the queue's notice, checks that the desk is still in
+        # control, and queues the conversation (its row stays locked until commit).
+        params = {"cid": ref.id, "count": len(said) + 1, "hid": handoff_id, "now": utcnow()}
+        row = tx.connection.execute(_QUEUE_CONVERSATION, params).first()
+        if row is None:
+            status = tx.connection.execute(_STATUS, {"cid": ref.id}).scalar()
+            raise NotFound("No such conversation.") if status is None else _not_in_control(status)
+        notice = SeqState(ref.id, row.last_seq, Status.QUEUED.value, None, row.integration_id, row.name)
+        _say(tx, replace(notice, last_seq=notice.last_seq - 1, status=Status.BOT.value), said)
         _clear_state(tx, ref.id)  # a flow that gave up: the human takes over from here
         trace.write(tx, ref)
-        handoff = handoff_row(tx, ref.id, start_seq, bundle, sla_s=sla_s, policy_version=policy_version)
+        start_seq = notice.last_seq - 1  # the words, or (with none) the last seq before the handoff
+        handoff = handoff_row(tx, ref.id, start_seq, bundle, sla_s=sla_s, policy_version=policy_version, id=handoff_id)
         tx.connection.execute(_INSERT_HANDOFF, [column_values(handoff)])
-        tx.connection.execute(_QUEUE_CONVERSATION, {"cid": ref.id, "hid": handoff.id, "now": utcnow()})
-        announce_queued(tx, ref, handoff, actor_kind="system", actor_id=None)
+        announce_queued(tx, ref, handoff, actor_kind="system", actor_id=None, notice=notice)
         return handoff.id
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from desk.actions._tx import ConversationLike, Tx, transaction
 from desk.actions.conversations import (
     AI_NAME,
+    SeqState,
     append_message,
     customer_token_for,
     new_conversation,
@@ -40,6 +41,7 @@ from desk.store.models import (
     IdempotencyKey,
     Message,
     User,
+    built,
     table_of,
 )
 from desk.store.queue import position_of
@@ -204,9 +206,10 @@ def new_handoff(
     status: str = "queued",
 ) -> Handoff:
     """The handoff row for a context bundle, added to the session."""
-    handoff = handoff_row(
+    values = handoff_values(
         tx, conversation.id, conversation.last_seq, bundle, sla_s=sla_s, policy_version=policy_version, status=status
     )
+    handoff = Handoff(**values)
     tx.session.add(handoff)
     conversation.open_handoff_id = handoff.id
     conversation.updated_at = handoff.created_at
@@ -221,10 +224,25 @@ def handoff_row(
     *,
     sla_s: int | None,
     policy_version: str | None,
-    status: str = "queued",
+    id: str | None = None,
 ) -> Handoff:
-    """A new handoff for a context bundle, not yet written. Its SLA is the tighter of the priority's and the
-    policy's for the reason (`sla_s`); without a transcript in the bundle, it copies the conversation's."""
+    """A new queued handoff for a context bundle, to write in SQL (see `built`)."""
+    values = handoff_values(tx, conversation_id, start_seq, bundle, sla_s=sla_s, policy_version=policy_version)
+    return built(Handoff, **{**values, "id": id or values["id"]})
+
+
+def handoff_values(
+    tx: Tx,
+    conversation_id: str,
+    start_seq: int,
+    bundle: dict[str, Any],
+    *,
+    sla_s: int | None,
+    policy_version: str | None,
+    status: str = "queued",
+) -> dict[str, Any]:
+    """A new handoff's fields for a context bundle. Its SLA is the tighter of the priority's and the policy's for
+    the reason (`sla_s`); without a transcript in the bundle, it copies the conversation's."""
     now = utcnow()
     reason = bundle["reason"]
     priority = bundle.get("priority") or Priority.NORMAL.value
@@ -234,7 +252,7 @@ def handoff_row(
     due = sla_due(priority, now)
     if sla_s is not None:
         due = min(due, now + timedelta(seconds=sla_s))
-    return Handoff(
+    return dict(
         id=new_id(),
         conversation_id=conversation_id,
         status=status,
@@ -280,11 +298,21 @@ def open_handoff(
 
 
 def announce_queued(
-    tx: Tx, conversation: ConversationLike, handoff: Handoff, *, actor_kind: str, actor_id: str | None
+    tx: Tx,
+    conversation: ConversationLike,
+    handoff: Handoff,
+    *,
+    actor_kind: str,
+    actor_id: str | None,
+    notice: SeqState | None = None,
 ) -> None:
-    """What entering the queue says: the customer's notice, `handoff.created` with the place in the queue (for
-    staff, the integration and the customer), and the audit entry. The handoff row is written already."""
-    system_message(tx, conversation.id, QUEUED_TEXT)
+    """What entering the queue says: the customer's notice (at `notice`'s seq when the caller took it already),
+    `handoff.created` with the place in the queue (for staff, the integration and the customer), and the audit
+    entry. The handoff row is written already."""
+    if notice is None:
+        system_message(tx, conversation.id, QUEUED_TEXT)
+    else:
+        append_message(tx, notice, kind=AuthorKind.SYSTEM, text=QUEUED_TEXT)
     tx.emit(
         "handoff.created",
         conversation,

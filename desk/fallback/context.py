@@ -79,8 +79,7 @@ _HISTORY = (
 
 def load_turn(db: Database, conversation_id: str, history_max: int) -> TurnContext | None:
     """What a turn needs, or None for a conversation without an active integration (nobody to ask)."""
-    with db.read() as session:
-        connection = session.connection()
+    with db.read_connection() as connection:
         row = connection.execute(_TURN, {"cid": conversation_id}).first()
         if row is None:
             return None

@@ -90,6 +90,12 @@ class Database:
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             yield session
 
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """One read transaction on a Core connection, for reads on hot paths that need no ORM session."""
+        with self.engine.begin() as connection:
+            yield connection
+
     @property
     def events_lock_key(self) -> int | None:
         """The advisory lock that orders event ids (PostgreSQL); SQLite's writes are serial already."""

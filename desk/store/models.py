@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import sqlalchemy
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, Table, UniqueConstraint
@@ -17,6 +17,16 @@ def table_of(model: type[SQLModel]) -> Table:
     """The Core table of a model, for the statements on hot paths that skip the ORM."""
     table: Table = model.__table__  # type: ignore[attr-defined]
     return table
+
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def built(model: type[M], **values: Any) -> M:
+    """A row the desk makes from its own values, without validation, for a hot path that writes it in SQL (never
+    add it to an ORM session). Unset fields take their defaults. Building a Message this way takes 16 µs, against
+    140 µs through its constructor (measured on the 2-core CI machine)."""
+    return cast(M, model.model_construct(**values))  # SQLModel types it as its base class
 
 
 def column_values(row: SQLModel) -> dict[str, Any]:
