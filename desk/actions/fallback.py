@@ -19,14 +19,21 @@ from sqlmodel import col, select
 
 from desk.actions._tx import Tx, transaction
 from desk.actions.conversations import AI_NAME, CUSTOMER_NAME, SeqState, append_message, next_seq, system_message
-from desk.actions.handoffs import QUEUED_TEXT, announce_queued, handoff_row, new_handoff, open_handoff, queue_position
+from desk.actions.handoffs import (
+    QUEUED_TEXT,
+    announce_queued,
+    handoff_values,
+    new_handoff,
+    open_handoff,
+    queue_position,
+)
 from desk.domain.callbacks import CallbackTurn
 from desk.domain.flows import FlowTurn
 from desk.domain.states import AuthorKind, Status
 from desk.errors import Conflict, NotFound
 from desk.ids import new_id
 from desk.store.db import Database
-from desk.store.models import Conversation, FallbackState, Handoff, column_values, table_of
+from desk.store.models import Conversation, FallbackState, Handoff, built, column_values, table_of
 from desk.store.shapes import handoff_json
 from desk.store.types import iso, utcnow
 
@@ -219,7 +226,10 @@ def hand_to_human(
         _clear_state(tx, ref.id)  # a flow that gave up: the human takes over from here
         trace.write(tx, ref)
         start_seq = notice.last_seq - 1  # the words, or (with none) the last seq before the handoff
-        handoff = handoff_row(tx, ref.id, start_seq, bundle, sla_s=sla_s, policy_version=policy_version, id=handoff_id)
+        values = handoff_values(
+            tx, ref.id, start_seq, bundle, sla_s=sla_s, policy_version=policy_version, id=handoff_id
+        )
+        handoff = built(Handoff, **values)
         tx.connection.execute(_INSERT_HANDOFF, [column_values(handoff)])
         announce_queued(tx, ref, handoff, actor_kind="system", actor_id=None, notice=notice)
         return handoff.id

@@ -41,7 +41,6 @@ from desk.store.models import (
     IdempotencyKey,
     Message,
     User,
-    built,
     table_of,
 )
 from desk.store.queue import position_of
@@ -216,21 +215,6 @@ def new_handoff(
     return handoff
 
 
-def handoff_row(
-    tx: Tx,
-    conversation_id: str,
-    start_seq: int,
-    bundle: dict[str, Any],
-    *,
-    sla_s: int | None,
-    policy_version: str | None,
-    id: str | None = None,
-) -> Handoff:
-    """A new queued handoff for a context bundle, to write in SQL (see `built`)."""
-    values = handoff_values(tx, conversation_id, start_seq, bundle, sla_s=sla_s, policy_version=policy_version)
-    return built(Handoff, **{**values, "id": id or values["id"]})
-
-
 def handoff_values(
     tx: Tx,
     conversation_id: str,
@@ -240,9 +224,11 @@ def handoff_values(
     sla_s: int | None,
     policy_version: str | None,
     status: str = "queued",
+    id: str | None = None,
 ) -> dict[str, Any]:
-    """A new handoff's fields for a context bundle. Its SLA is the tighter of the priority's and the policy's for
-    the reason (`sla_s`); without a transcript in the bundle, it copies the conversation's."""
+    """A new handoff's fields for a context bundle (`Handoff(**…)` for the ORM, `built(Handoff, **…)` for SQL).
+    Its SLA is the tighter of the priority's and the policy's for the reason (`sla_s`); without a transcript in the
+    bundle, it copies the conversation's."""
     now = utcnow()
     reason = bundle["reason"]
     priority = bundle.get("priority") or Priority.NORMAL.value
@@ -253,7 +239,7 @@ def handoff_values(
     if sla_s is not None:
         due = min(due, now + timedelta(seconds=sla_s))
     return dict(
-        id=new_id(),
+        id=id or new_id(),
         conversation_id=conversation_id,
         status=status,
         reason_code=reason["code"],
