@@ -6,7 +6,6 @@ import dataclasses
 import itertools
 import json
 import random
-import time
 from typing import Any
 
 import pytest
@@ -383,24 +382,6 @@ def test_the_compiled_rules_cache_is_bounded() -> None:
     for _ in range(3 * signals.CACHE_SIZE):
         check_customer(make_policy(), "hello", [])
     assert len(signals._CACHE) <= signals.CACHE_SIZE
-
-
-def test_check_customer_is_fast_on_built_in_sized_rules() -> None:
-    text = (
-        "I have been waiting for my parcel for two weeks now and nobody answers my emails, which is frankly "
-        "not what I expected. Order A-12345 was paid on the 3rd; the tracking page still says label created. "
-        "Could you check what happened and tell me when it will arrive, or refund me if it is lost? Thanks!"
-    )
-    assert 290 <= len(text) <= 310
-    earlier = [f"earlier message number {n} about the order and the parcel" for n in range(10)]
-    built_in = load_policy(None)
-    check_customer(built_in, text, earlier)
-    calls = 10_000
-    started = time.perf_counter()
-    for _ in range(calls):
-        check_customer(built_in, text, earlier)
-    mean_s = (time.perf_counter() - started) / calls
-    assert mean_s < 0.0005, f"{mean_s * 1000:.3f} ms per call"
 
 
 def test_every_signal_is_json() -> None:
